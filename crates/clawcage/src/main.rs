@@ -1,0 +1,156 @@
+//! `clawcage`: the command line. Wiring only: parse arguments, load the
+//! policy, hand a plan to the sandbox crate, map the outcome to an exit code.
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use clawcage_policy::{Context, Policy};
+use clawcage_sandbox::{ExecSpec, Input, Options, Sandbox, Sink};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+mod term;
+
+/// Exit status when clawcage itself fails (DESIGN.md).
+const EXIT_SETUP: u8 = 125;
+
+#[derive(Parser)]
+#[command(name = "clawcage", version, about = "Run AI agents' commands in a locked-down sandbox")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a command in a fresh sandbox under a policy.
+    Run {
+        /// Policy file (TOML); without it the built-in `default` profile applies.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Workspace directory (default: the current directory).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Extra environment variable for the command (repeatable).
+        #[arg(long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        /// Give the command a pseudo-terminal (private to the sandbox).
+        #[arg(long)]
+        tty: bool,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Policy files.
+    Policy {
+        #[command(subcommand)]
+        cmd: PolicyCmd,
+    },
+    /// What this kernel supports and which mechanism each layer will use.
+    Doctor,
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Validate a policy file and print the effective policy.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run { policy, workspace, env, tty, command } => run(policy.as_deref(), workspace, &env, tty, command),
+        Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),
+        Cmd::Doctor => doctor(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("clawcage: {e:#}");
+            ExitCode::from(EXIT_SETUP)
+        }
+    }
+}
+
+fn load_policy(path: Option<&Path>) -> Result<Policy> {
+    match path {
+        Some(p) => Ok(clawcage_policy::load_file(p)?),
+        None => clawcage_policy::builtin("default").context("built-in default profile missing"),
+    }
+}
+
+fn policy_check(file: &Path) -> Result<ExitCode> {
+    let policy = clawcage_policy::load_file(file)?;
+    println!("# effective policy for {}", file.display());
+    print!("{}", policy.to_toml());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn doctor() -> Result<ExitCode> {
+    Ok(ExitCode::from(1)) // TEMP
+}
+
+fn run(policy: Option<&Path>, workspace: Option<PathBuf>, env: &[String], tty: bool, command: Vec<String>) -> Result<ExitCode> {
+    let policy = load_policy(policy)?;
+    let workspace = match workspace {
+        Some(w) => w,
+        None => std::env::current_dir().context("current directory")?,
+    };
+    let workspace = std::fs::canonicalize(&workspace).with_context(|| format!("workspace {}", workspace.display()))?;
+    let extra_env = env
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => anyhow::bail!("--env {kv:?}: expected K=V"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if !policy.network.allow.is_empty() {
+        eprintln!("clawcage: note: [network] allow has no effect yet (no egress proxy in this build): the sandbox has loopback only");
+    }
+    let ctx = Context {
+        workspace,
+        host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
+        host_env: std::env::vars().collect(),
+        extra_env,
+    };
+    let plan = clawcage_policy::plan(&policy, &ctx);
+    let mut sandbox = Sandbox::start(&plan, &Options { tty })?;
+
+    // Signals for the command arrive through a signalfd from now on.
+    let signals = term::block_forwarded_signals(tty).context("signal setup")?;
+    let spec = ExecSpec {
+        argv: command,
+        tty: if tty { Some(term::size()) } else { None },
+        ..ExecSpec::default()
+    };
+    let raw = if tty { term::RawMode::enter() } else { None };
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let outcome = sandbox.exec(
+        &spec,
+        Input::Fd(stdin.as_fd()),
+        Sink::Fd(stdout.as_fd()),
+        Sink::Fd(stderr.as_fd()),
+        Some(signals.as_fd()),
+    );
+    drop(raw);
+    let outcome = outcome?;
+    sandbox.stop()?;
+    if let Some(reason) = outcome.reason() {
+        eprintln!("clawcage: {reason}{}", limit_note(&outcome, &plan));
+    }
+    Ok(ExitCode::from(outcome.exit_code().clamp(0, 255) as u8))
+}
+
+fn limit_note(outcome: &clawcage_sandbox::Outcome, plan: &clawcage_policy::Plan) -> String {
+    use clawcage_sandbox::Outcome::*;
+    match outcome {
+        TimedOut => plan.limits.timeout_ms.map(|ms| format!(" ({} s, [limits] timeout)", ms as f64 / 1000.0)),
+        MemoryLimit => plan.limits.memory.map(|b| format!(" ({b} bytes, [limits] memory)")),
+        OutputLimit => plan.limits.output.map(|b| format!(" ({b} bytes, [limits] output)")),
+        _ => None,
+    }
+    .unwrap_or_default()
+}

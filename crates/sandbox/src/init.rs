@@ -1,0 +1,374 @@
+//! The sandbox's init: pid 1 of the new pid namespace.
+//!
+//! [`run`] is the whole setup sequence, top to bottom, each step with the
+//! reason it sits where it does; then [`serve`] starts commands on request,
+//! reaps every process, and reports exits. Init never runs untrusted code
+//! itself, and every command it starts inherits all the restrictions.
+
+use crate::mountplan::MountOp;
+use crate::proto::{self, Reply, Request};
+use crate::seccomp::Filter;
+use crate::{caps, landlock, rootfs, sys, StepError};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{dup2, fork, setsid, ForkResult, Pid};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Everything init needs, prepared by the supervisor before the clone.
+pub struct InitConfig<'a> {
+    /// Mount operations, in order.
+    pub ops: &'a [MountOp],
+    /// Compiled seccomp filter.
+    pub filter: &'a Filter,
+    /// rlimits to set (always RLIMIT_FSIZE/CORE; memory/pids when no cgroup).
+    pub rlimits: &'a [(Resource, u64)],
+    /// Drop supplementary groups (possible only when the supervisor is host root).
+    pub clear_groups: bool,
+    /// Run even if Landlock is unavailable (the policy says so).
+    pub allow_missing_landlock: bool,
+}
+
+/// Message from the supervisor that releases init: maps are written and init
+/// is in its cgroups. Idmapped trees travel beside it.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Go;
+
+/// Entry point in the cloned child. Never returns.
+pub fn run(cfg: &InitConfig<'_>, ctl: OwnedFd) -> ! {
+    match setup(cfg, &ctl) {
+        Ok(()) => {
+            let code = match proto::send(ctl.as_fd(), &Reply::Ready, &[]) {
+                Ok(()) => serve(&ctl),
+                Err(_) => 1,
+            };
+            sys::exit_now(code)
+        }
+        Err(e) => {
+            let reply = Reply::SetupFailed {
+                step: e.step.to_string(),
+                detail: format!("{}: {}", e.path.display(), e.source),
+            };
+            let _ = proto::send(ctl.as_fd(), &reply, &[]);
+            sys::exit_now(1)
+        }
+    }
+}
+
+fn fail<'p>(step: &'static str, path: &'p str) -> impl FnOnce(io::Error) -> StepError + 'p {
+    move |source| StepError { step, path: path.into(), source }
+}
+
+/// The setup sequence. Order matters; each comment says why a step is here.
+fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<(), StepError> {
+    // 1. Die with the supervisor: if it is killed, pid 1 goes, and with it
+    //    every process of the namespace.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(fail("PR_SET_PDEATHSIG", ""))?;
+    // We are a copy of the supervisor: its command line and environment
+    // (host secrets!) are still in our memory and in /proc/1. Wipe them, and
+    // make init non-dumpable so its memory and fds are out of ptrace reach.
+    sys::scrub_cmdline_and_environ(b"clawcage-init").map_err(fail("scrub inherited argv/environ", "/proc/self/stat"))?;
+    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(fail("PR_SET_DUMPABLE", ""))?;
+
+    // 2. Wait for the supervisor to write our uid/gid maps and put us in our
+    //    cgroups (both must happen from outside, before we do anything).
+    let idmapped = match proto::recv::<Go>(ctl.as_fd()).map_err(fail("wait for supervisor", ""))? {
+        Some((Go, fds)) => fds,
+        None => sys::exit_now(1), // supervisor gone
+    };
+
+    // 3. Become the namespace's root (the uid/gid the maps name), and shed
+    //    the supplementary groups inherited from the host.
+    let root = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root, root, root).map_err(|e| fail("setresgid", "")(e.into()))?;
+    let root = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(root, root, root).map_err(|e| fail("setresuid", "")(e.into()))?;
+    if cfg.clear_groups {
+        nix::unistd::setgroups(&[]).map_err(|e| fail("setgroups", "")(e.into()))?;
+    }
+
+    // 4. A cgroup namespace rooted at our own cgroup, now that we are in it:
+    //    /proc/self/cgroup shows "/" and the host hierarchy stays hidden.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| fail("unshare(CLONE_NEWCGROUP)", "")(e.into()))?;
+    nix::unistd::sethostname("clawcage").map_err(|e| fail("sethostname", "")(e.into()))?;
+
+    // 5. The filesystem: a fresh root with only what the plan names.
+    rootfs::build(cfg.ops, idmapped)?;
+
+    // 6. The network namespace starts with loopback down; up, and nothing else.
+    sys::loopback_up().map_err(fail("bring up loopback", "lo"))?;
+
+    // 7. No terminal of the host: a new session, stdio on /dev/null, and no
+    //    descriptor but the control socket.
+    setsid().map_err(|e| fail("setsid", "")(e.into()))?;
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(fail("open", "/dev/null"))?;
+    for fd in 0..3 {
+        dup2(null.as_raw_fd(), fd).map_err(|e| fail("dup2", "/dev/null")(e.into()))?;
+    }
+    drop(null);
+    sys::close_all_except(ctl.as_raw_fd()).map_err(fail("close inherited descriptors", ""))?;
+
+    // 8. Resource limits that are per process (file size, core dumps; memory
+    //    and process count when no cgroup could be used).
+    for (res, value) in cfg.rlimits {
+        setrlimit(*res, *value, *value).map_err(|e| fail("setrlimit", "")(e.into()))?;
+    }
+
+    // 9. Privileges: capabilities gone for good, then no_new_privs (both
+    //    Landlock and seccomp require it from an unprivileged process).
+    caps::drop_all().map_err(fail("drop capabilities", ""))?;
+    caps::no_new_privs().map_err(fail("PR_SET_NO_NEW_PRIVS", ""))?;
+
+    // 10. Landlock mirrors the filesystem plan on the new root's paths.
+    match landlock::apply(cfg.ops) {
+        Ok(landlock::Status::Full | landlock::Status::Partial) => {}
+        Ok(landlock::Status::None) if cfg.allow_missing_landlock => {}
+        Ok(landlock::Status::None) => {
+            return Err(fail("landlock", "")(io::Error::other(
+                "Landlock is not available on this kernel (policy [sandbox] allow_missing = [\"landlock\"] accepts that)",
+            )))
+        }
+        Err(e) => return Err(fail("landlock", "")(io::Error::other(e))),
+    }
+
+    // 11. seccomp last, so the filter need not allow any setup call.
+    cfg.filter.install().map_err(|e| fail("seccomp", "")(io::Error::other(e.to_string())))?;
+
+    // 12. Check from inside that the kernel sees what we meant.
+    let status = std::fs::read_to_string("/proc/self/status").map_err(fail("read", "/proc/self/status"))?;
+    caps::verify(&status).map_err(|e| fail("verify restrictions", "/proc/self/status")(io::Error::other(e)))
+}
+
+/// Serve exec requests until the supervisor goes away. Returns the exit code.
+fn serve(ctl: &OwnedFd) -> i32 {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    if mask.thread_block().is_err() {
+        return 1;
+    }
+    let Ok(sigfd) = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
+        return 1;
+    };
+    let mut running: HashMap<Pid, u64> = HashMap::new();
+    loop {
+        let mut fds = [PollFd::new(ctl.as_fd(), PollFlags::POLLIN), PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return 1,
+        }
+        let sig_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
+        let ctl_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        if sig_ready {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            if reap(ctl, &mut running).is_err() {
+                return 1;
+            }
+        }
+        if ctl_ready {
+            match proto::recv::<Request>(ctl.as_fd()) {
+                Ok(Some((req, fds))) => {
+                    if handle(ctl, req, fds, &mut running).is_err() {
+                        return 1;
+                    }
+                }
+                _ => return 0, // supervisor gone: returning ends the namespace
+            }
+        }
+    }
+}
+
+fn reap(ctl: &OwnedFd, running: &mut HashMap<Pid, u64>) -> io::Result<()> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(()),
+            Ok(WaitStatus::Exited(pid, code)) => report(ctl, running, pid, (code & 0xff) << 8)?,
+            Ok(WaitStatus::Signaled(pid, sig, core)) => {
+                report(ctl, running, pid, sig as i32 | if core { 0x80 } else { 0 })?
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn report(ctl: &OwnedFd, running: &mut HashMap<Pid, u64>, pid: Pid, status: i32) -> io::Result<()> {
+    match running.remove(&pid) {
+        Some(id) => proto::send(ctl.as_fd(), &Reply::Exited { id, status }, &[]),
+        None => Ok(()), // an orphan we adopted as pid 1
+    }
+}
+
+fn handle(ctl: &OwnedFd, req: Request, fds: Vec<OwnedFd>, running: &mut HashMap<Pid, u64>) -> io::Result<()> {
+    match req {
+        Request::Exec { id, argv, env, cwd, tty } => {
+            let reply = match start(&argv, &env, &cwd, tty, fds) {
+                Ok((pid, master)) => {
+                    running.insert(pid, id);
+                    let fds: Vec<RawFd> = master.iter().map(|m| m.as_raw_fd()).collect();
+                    return proto::send(ctl.as_fd(), &Reply::Started { id }, &fds);
+                }
+                Err(e) => Reply::Failed {
+                    id,
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                    detail: e.to_string(),
+                },
+            };
+            proto::send(ctl.as_fd(), &reply, &[])
+        }
+        Request::Signal { id, signal } => {
+            if let Some((pid, _)) = running.iter().find(|(_, v)| **v == id) {
+                if let Ok(sig) = Signal::try_from(signal) {
+                    // The command leads its own session and process group.
+                    let _ = kill(Pid::from_raw(-pid.as_raw()), sig);
+                }
+            }
+            Ok(())
+        }
+        Request::Resize { .. } => Ok(()), // the supervisor resizes the pty master it holds
+    }
+}
+
+/// Fork and exec one command. Returns its pid and, with a tty, the pty master.
+fn start(
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: &str,
+    tty: Option<(u16, u16)>,
+    fds: Vec<OwnedFd>,
+) -> io::Result<(Pid, Option<OwnedFd>)> {
+    let prog = argv.first().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let to_c = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+    let c_argv = argv.iter().map(|a| to_c(a)).collect::<io::Result<Vec<_>>>()?;
+    let c_env = env.iter().map(|(k, v)| to_c(&format!("{k}={v}"))).collect::<io::Result<Vec<_>>>()?;
+    let path = env.iter().find(|(k, _)| k == "PATH").map_or(clawcage_policy::DEFAULT_PATH, |(_, v)| v.as_str());
+    let candidates = candidates(prog, path)?;
+    let c_cwd = to_c(cwd)?;
+    let (master, stdio): (Option<OwnedFd>, Vec<OwnedFd>) = match tty {
+        Some((rows, cols)) => {
+            let (m, s) = open_pty(rows, cols)?;
+            (Some(m), vec![s])
+        }
+        None if fds.len() == 3 => (None, fds),
+        None => return Err(io::Error::new(io::ErrorKind::InvalidInput, "exec needs three descriptors")),
+    };
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: init is single-threaded, so the child may allocate and run
+    // ordinary code until it execs.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            drop(err_r);
+            let errno = child_exec(&stdio, &c_cwd, &candidates, &c_argv, &c_env);
+            let _ = std::fs::File::from(err_w).write_all(&errno.to_ne_bytes());
+            sys::exit_now(127)
+        }
+        ForkResult::Parent { child } => {
+            drop(err_w);
+            drop(stdio);
+            let mut buf = [0u8; 4];
+            let mut f = std::fs::File::from(err_r);
+            match f.read(&mut buf) {
+                Ok(4) => {
+                    let _ = waitpid(child, None);
+                    Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)))
+                }
+                _ => Ok((child, master)),
+            }
+        }
+    }
+}
+
+/// PATH lookup as a shell does it, using the command's own PATH.
+fn candidates(prog: &str, path: &str) -> io::Result<Vec<CString>> {
+    let to_c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+    if prog.contains('/') {
+        return Ok(vec![to_c(Path::new(prog))?]);
+    }
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| to_c(&Path::new(d).join(prog)))
+        .collect()
+}
+
+/// In the forked child: session, stdio, cwd, signals, exec. Returns errno on failure.
+fn child_exec(stdio: &[OwnedFd], cwd: &CString, candidates: &[CString], argv: &[CString], env: &[CString]) -> i32 {
+    let errno = |e: io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    if SigSet::all().thread_unblock().is_err() {
+        return libc::EIO;
+    }
+    if setsid().is_err() {
+        return libc::EPERM;
+    }
+    if let [pty] = stdio {
+        if let Err(e) = sys::set_controlling_tty(pty.as_raw_fd()) {
+            return errno(e);
+        }
+        for fd in 0..3 {
+            if dup2(pty.as_raw_fd(), fd).is_err() {
+                return libc::EBADF;
+            }
+        }
+    } else {
+        // Move all three above 2 first so that dup2 cannot clobber a source.
+        let mut high = Vec::new();
+        for fd in stdio {
+            // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own.
+            let d = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+            if d < 0 {
+                return libc::EBADF;
+            }
+            high.push(d);
+        }
+        for (target, src) in high.iter().enumerate() {
+            if dup2(*src, target as RawFd).is_err() {
+                return libc::EBADF;
+            }
+        }
+    }
+    // SAFETY: chdir with a valid C string.
+    if unsafe { libc::chdir(cwd.as_ptr()) } != 0 {
+        return errno(io::Error::last_os_error());
+    }
+    let mut last = libc::ENOENT;
+    for c in candidates {
+        let e = errno(sys::execve(c, argv, env));
+        // Keep the most telling error, as shells do: EACCES beats ENOENT.
+        if e != libc::ENOENT || last == libc::ENOENT {
+            last = e;
+        }
+        if e != libc::ENOENT && e != libc::EACCES && e != libc::ENOTDIR {
+            break;
+        }
+    }
+    last
+}
+
+/// Open a pty pair in the sandbox's own devpts.
+fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::OFlag;
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let name = ptsname_r(&master)?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(name)?;
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    sys::set_winsize(master.as_raw_fd(), &ws)?;
+    // SAFETY: into_raw_fd hands over ownership of the master descriptor.
+    let master = unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(master)) };
+    Ok((master, OwnedFd::from(slave)))
+}
+
+use std::os::unix::fs::OpenOptionsExt;

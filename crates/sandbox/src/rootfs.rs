@@ -1,0 +1,251 @@
+//! Building the sandbox's root inside its mount namespace (runs in init,
+//! before any untrusted code): a tmpfs root, pivot_root into it, the mount
+//! operations in order, the old root detached.
+
+use crate::mountplan::MountOp;
+use crate::sys;
+use crate::StepError;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::unistd::{chdir, mkdir, pivot_root};
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+const OLD_ROOT: &str = "/oldroot";
+/// An empty read-only file in the sandbox root, bound over masked files.
+const EMPTY_FILE: &str = "/.clawcage-empty";
+
+/// procfs entries whose contents must not be visible (as OCI runtimes mask them).
+const PROC_MASKED_FILES: &[&str] = &[
+    "kcore",
+    "keys",
+    "latency_stats",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "kallsyms",
+    "kpagecount",
+    "kpageflags",
+    "kpagecgroup",
+    "config.gz",
+    "sysrq-trigger",
+];
+const PROC_MASKED_DIRS: &[&str] = &["acpi", "asound", "scsi", "firmware", "driver"];
+const PROC_READ_ONLY: &[&str] = &["sys", "bus", "fs", "irq"];
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+fn step(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StepError {
+    let path = path.into();
+    move |source| StepError { step, path, source }
+}
+
+fn nix_step(s: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::errno::Errno) -> StepError {
+    let f = step(s, path);
+    move |e| f(std::io::Error::from(e))
+}
+
+/// Build the root from `ops`; `idmapped` holds the supervisor's idmapped
+/// trees for the binds marked `idmap`, in order.
+pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
+    let mut idmapped = idmapped.into_iter();
+    // Nothing we mount may propagate back to the host.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
+        .map_err(nix_step("make / a slave mount", "/"))?;
+    // The new root is a small tmpfs that only holds mount points.
+    mount(
+        Some("clawcage"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755,size=1m"),
+    )
+    .map_err(nix_step("mount root tmpfs", "/tmp"))?;
+    chdir("/tmp").map_err(nix_step("chdir", "/tmp"))?;
+    mkdir("oldroot", nix::sys::stat::Mode::from_bits_truncate(0o700)).map_err(nix_step("mkdir", "/tmp/oldroot"))?;
+    pivot_root(".", "oldroot").map_err(nix_step("pivot_root", "/tmp"))?;
+    chdir("/").map_err(nix_step("chdir", "/"))?;
+    fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .mode(0o444)
+        .open(EMPTY_FILE)
+        .map_err(step("create", EMPTY_FILE))?;
+
+    for op in ops {
+        match op {
+            MountOp::Bind { path, writable, dir, idmap } => {
+                ensure_mountpoint(path, *dir)?;
+                if *idmap {
+                    let fd = idmapped.next().ok_or_else(|| StepError {
+                        step: "idmapped bind",
+                        path: path.clone(),
+                        source: std::io::Error::other("supervisor sent too few idmapped trees"),
+                    })?;
+                    sys::move_mount_fd(fd.as_raw_fd(), path).map_err(step("attach idmapped bind", path))?;
+                } else {
+                    bind(&old(path), path)?;
+                }
+                let ro = if *writable { 0 } else { sys::MOUNT_ATTR_RDONLY };
+                set_attr(path, ro | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+            }
+            MountOp::Symlink { path, target } => {
+                if fs::symlink_metadata(path).is_err() {
+                    ensure_dir(path.parent().unwrap_or(Path::new("/")))?;
+                    symlink(target, path).map_err(step("symlink", path))?;
+                }
+            }
+            MountOp::Tmpfs { path, size, mode } => {
+                ensure_dir(path)?;
+                tmpfs(path, *size, *mode, MsFlags::empty())?;
+                if path == Path::new("/home") {
+                    let home = Path::new(clawcage_policy::SANDBOX_HOME);
+                    fs::create_dir(home).map_err(step("mkdir", home))?;
+                    fs::set_permissions(home, fs::Permissions::from_mode(0o700)).map_err(step("chmod", home))?;
+                }
+            }
+            MountOp::Proc => proc()?,
+            MountOp::Dev { tty, shm_size } => dev(*tty, *shm_size)?,
+            MountOp::MaskDir(path) => mask_dir(path)?,
+            MountOp::MaskFile(path) => mask_file(path)?,
+            MountOp::Protect(path) => {
+                bind(path, path)?;
+                set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+            }
+        }
+    }
+
+    // Proc was mounted while the host's procfs was still reachable (the
+    // kernel requires a fully visible procfs to exist); now let go of the host.
+    umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(nix_step("detach old root", OLD_ROOT))?;
+    fs::remove_dir(OLD_ROOT).map_err(step("rmdir", OLD_ROOT))?;
+    set_attr(Path::new("/"), sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+}
+
+fn old(path: &Path) -> PathBuf {
+    Path::new(OLD_ROOT).join(path.strip_prefix("/").unwrap_or(path))
+}
+
+fn bind(src: &Path, dst: &Path) -> Result<(), StepError> {
+    mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(nix_step("bind", dst))
+}
+
+fn set_attr(path: &Path, attrs: u64) -> Result<(), StepError> {
+    sys::mount_setattr(libc::AT_FDCWD, path, attrs, None).map_err(step("mount_setattr", path))
+}
+
+fn tmpfs(path: &Path, size: u64, mode: u32, extra: MsFlags) -> Result<(), StepError> {
+    let data = format!("size={size},mode={mode:o}");
+    mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | extra,
+        Some(data.as_str()),
+    )
+    .map_err(nix_step("mount tmpfs", path))
+}
+
+fn mask_dir(path: &Path) -> Result<(), StepError> {
+    mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=0,mode=0755,nr_inodes=1"),
+    )
+    .map_err(nix_step("mask directory", path))
+}
+
+fn mask_file(path: &Path) -> Result<(), StepError> {
+    bind(Path::new(EMPTY_FILE), path)?;
+    set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+}
+
+fn ensure_dir(path: &Path) -> Result<(), StepError> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        _ => fs::create_dir_all(path).map_err(step("mkdir", path)),
+    }
+}
+
+fn ensure_mountpoint(path: &Path, dir: bool) -> Result<(), StepError> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Ok(());
+    }
+    if dir {
+        return ensure_dir(path);
+    }
+    ensure_dir(path.parent().unwrap_or(Path::new("/")))?;
+    fs::File::create(path).map(drop).map_err(step("create mount point", path))
+}
+
+fn proc() -> Result<(), StepError> {
+    ensure_dir(Path::new("/proc"))?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(nix_step("mount proc", "/proc"))?;
+    for f in PROC_MASKED_FILES {
+        let p = Path::new("/proc").join(f);
+        if p.exists() {
+            mask_file(&p)?;
+        }
+    }
+    for d in PROC_MASKED_DIRS {
+        let p = Path::new("/proc").join(d);
+        if p.is_dir() {
+            mask_dir(&p)?;
+        }
+    }
+    for d in PROC_READ_ONLY {
+        let p = Path::new("/proc").join(d);
+        if p.exists() {
+            bind(&p, &p)?;
+            set_attr(&p, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+        }
+    }
+    Ok(())
+}
+
+fn dev(tty: bool, shm_size: u64) -> Result<(), StepError> {
+    let dev = Path::new("/dev");
+    ensure_dir(dev)?;
+    tmpfs(dev, 64 * 1024, 0o755, MsFlags::MS_NOEXEC)?;
+    for name in DEVICES {
+        let p = dev.join(name);
+        fs::File::create(&p).map_err(step("create device mount point", &p))?;
+        bind(&old(&p), &p)?;
+        set_attr(&p, sys::MOUNT_ATTR_NOSUID)?;
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        let p = dev.join(link);
+        symlink(target, &p).map_err(step("symlink", &p))?;
+    }
+    let shm = dev.join("shm");
+    ensure_dir(&shm)?;
+    tmpfs(&shm, shm_size, 0o1777, MsFlags::empty())?;
+    let pts = dev.join("pts");
+    ensure_dir(&pts)?;
+    if tty {
+        mount(
+            Some("devpts"),
+            &pts,
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        )
+        .map_err(nix_step("mount devpts", &pts))?;
+    }
+    set_attr(dev, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID)
+}

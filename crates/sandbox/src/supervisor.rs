@@ -1,0 +1,350 @@
+//! The host half of a sandbox: [`Sandbox::start`] prepares everything that
+//! needs the host's view or host privileges, clones init into the new
+//! namespaces, finishes its identity from outside, and waits for init to
+//! report every layer in place.
+
+use crate::cgroup::{self, Cgroup, Mechanism};
+use crate::init::{self, Go, InitConfig};
+use crate::mountplan::{self, MountOp};
+use crate::proto::{self, Reply, Request};
+use crate::pump::{self, Input, Sink};
+use crate::{seccomp, sys, Collected, ExecSpec, Options, Outcome, SandboxError};
+use clawcage_policy::Plan;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, getegid, geteuid, ForkResult, Pid};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Host uid/gid that the sandbox's root maps to when host root runs clawcage
+/// on root-owned files: an id no real account uses, so the sandbox owns
+/// nothing on the host (not /etc/shadow, not /root) beyond its idmapped binds.
+pub const ISOLATED_ID: u32 = 0x7fff_0000;
+
+const NAMESPACES: libc::c_int = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS;
+
+/// A running sandbox (see the crate docs).
+pub struct Sandbox {
+    init: Pid,
+    ctl: OwnedFd,
+    cgroup: Option<Cgroup>,
+    mechanism: Mechanism,
+    /// Write end of the watcher's pipe; closing it (or our death) wakes it.
+    watcher: Option<(Pid, OwnedFd)>,
+    plan: Plan,
+    next_id: u64,
+    stopped: bool,
+}
+
+/// Who the sandbox's root is on the host.
+struct Identity {
+    uid: u32,
+    gid: u32,
+    /// The supervisor lacks CAP_SETUID on the host: maps may only name itself.
+    unprivileged: bool,
+    /// Workspace binds need an idmapped copy (root-owned files, isolated id).
+    idmap: bool,
+}
+
+impl Sandbox {
+    /// Start a sandbox for `plan`. Fails closed: every layer is applied and
+    /// checked, or the error says which one could not be.
+    ///
+    /// The caller must be single-threaded (the child is a fork of it).
+    pub fn start(plan: &Plan, opts: &Options) -> Result<Sandbox, SandboxError> {
+        let allow = |layer: &str| plan.allow_missing.iter().any(|l| l == layer);
+
+        // 1. Decide who the sandbox's root is on the host.
+        let id = identity(plan)?;
+
+        // 2. Everything that needs the host's view of the filesystem.
+        let ops = mountplan::resolve(plan, opts.tty, id.idmap)?;
+
+        // 3. The seccomp filter, compiled before the clone (it is data).
+        let filter = seccomp::build().map_err(|e| SandboxError::Unavailable { layer: "seccomp", reason: e.to_string() })?;
+
+        // 4. Limits: cgroups where we can, rlimits as the last resort; a CPU
+        //    limit has no rlimit equivalent, so it needs a cgroup or consent.
+        let support = cgroup::detect();
+        cgroup::sweep_stale(&support);
+        let name = format!("{}-{}", std::process::id(), unique());
+        let cg = match Cgroup::create(&support, &name, &plan.limits) {
+            Ok(cg) => cg,
+            Err(e) if allow("cgroups") => {
+                let _ = e;
+                None
+            }
+            Err(e) => return Err(SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() }),
+        };
+        let mechanism = if cg.is_some() { support.mechanism() } else { Mechanism::Rlimit };
+        if cg.is_none() && plan.limits.cpus.is_some() && !allow("cgroups") {
+            return Err(SandboxError::Unavailable {
+                layer: "cgroups",
+                reason: "a cpus limit needs a writable cgroup (none here); policy [sandbox] allow_missing = [\"cgroups\"] accepts that".into(),
+            });
+        }
+        let rlimits = cgroup::rlimits(&plan.limits, mechanism);
+
+        // 5. A watcher outside the sandbox removes the cgroups even if we are
+        //    SIGKILLed (the kernel takes care of processes and mounts).
+        let watcher = match &cg {
+            Some(cg) => Some(spawn_watcher(cg.paths())?),
+            None => None,
+        };
+
+        // 6. The control channel to init.
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| SandboxError::host("socketpair")(e.into()))?;
+
+        // 7. Clone init into new user, mount, pid, net, ipc and uts
+        //    namespaces (cgroup namespace: init unshares it once it is in
+        //    its cgroup, so the namespace is rooted there).
+        let cfg = InitConfig {
+            ops: &ops,
+            filter: &filter,
+            rlimits: &rlimits,
+            clear_groups: !id.unprivileged,
+            allow_missing_landlock: allow("landlock"),
+        };
+        let pid = match sys::clone_namespaces(NAMESPACES).map_err(|e| SandboxError::Unavailable {
+            layer: "namespaces",
+            reason: format!("clone with new user/mount/pid/net/ipc/uts namespaces: {e}"),
+        })? {
+            sys::Forked::Child => {
+                // Init closes every inherited descriptor but `theirs` in its setup.
+                drop(ours);
+                init::run(&cfg, theirs)
+            }
+            sys::Forked::Parent(pid) => Pid::from_raw(pid),
+        };
+        drop(theirs);
+        let sb = Sandbox {
+            init: pid,
+            ctl: ours,
+            cgroup: cg,
+            mechanism,
+            watcher,
+            plan: plan.clone(),
+            next_id: 1,
+            stopped: false,
+        };
+
+        // 8. From outside: cgroups, then the uid/gid maps, then the idmapped
+        //    workspace trees (they need init's user namespace), then release init.
+        if let Some(cg) = &sb.cgroup {
+            cg.add_pid(pid.as_raw())
+                .map_err(|e| SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() })?;
+        }
+        write_maps(pid, &id)?;
+        let trees = idmapped_trees(pid, &ops)?;
+        let raw: Vec<RawFd> = trees.iter().map(|t| t.as_raw_fd()).collect();
+        proto::send(sb.ctl.as_fd(), &Go, &raw).map_err(|e| SandboxError::Gone(e.to_string()))?;
+        drop(trees);
+
+        // 9. Init applies the rest and checks it from inside.
+        match proto::recv::<Reply>(sb.ctl.as_fd()) {
+            Ok(Some((Reply::Ready, _))) => Ok(sb),
+            Ok(Some((Reply::SetupFailed { step, detail }, _))) => Err(SandboxError::Setup { step, detail }),
+            Ok(other) => Err(SandboxError::Gone(format!("unexpected reply during setup: {other:?}"))),
+            Err(e) => Err(SandboxError::Gone(e.to_string())),
+        }
+    }
+
+    /// Which mechanism enforces the limits of this sandbox.
+    pub fn limits_mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    /// The plan this sandbox runs under.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Run one command, streaming its stdio. `signals`: a signalfd whose
+    /// signals are forwarded to the command (the CLI passes SIGINT, SIGTERM,
+    /// SIGHUP, SIGQUIT and SIGWINCH).
+    pub fn exec<'s>(
+        &mut self,
+        spec: &ExecSpec,
+        stdin: Input<'_>,
+        stdout: Sink<'s>,
+        stderr: Sink<'s>,
+        signals: Option<BorrowedFd<'_>>,
+    ) -> Result<Outcome, SandboxError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = Request::Exec {
+            id,
+            argv: spec.argv.clone(),
+            env: spec.env.clone().unwrap_or_else(|| self.plan.env.clone()),
+            cwd: spec.cwd.clone().unwrap_or_else(|| self.plan.workspace.clone()).to_string_lossy().into_owned(),
+            tty: spec.tty,
+        };
+        let pipes = if spec.tty.is_some() { None } else { Some(pump::Pipes::new().map_err(SandboxError::host("pipe"))?) };
+        let fds: Vec<RawFd> = pipes.as_ref().map(|p| p.child_ends()).unwrap_or_default();
+        proto::send(self.ctl.as_fd(), &req, &fds).map_err(|e| SandboxError::Gone(e.to_string()))?;
+        let (pipes, master) = match pipes {
+            Some(mut p) => {
+                p.close_child_ends();
+                (Some(p), None)
+            }
+            None => (None, None),
+        };
+        let master = match proto::recv::<Reply>(self.ctl.as_fd()) {
+            Ok(Some((Reply::Started { .. }, mut fds))) => master.or_else(|| fds.pop()),
+            Ok(Some((Reply::Failed { errno, detail, .. }, _))) => {
+                let prog = spec.argv.first().map(String::as_str).unwrap_or("");
+                return Ok(Outcome::StartFailed(errno, format!("cannot run {prog}: {detail}")));
+            }
+            Ok(other) => return Err(SandboxError::Gone(format!("unexpected reply: {other:?}"))),
+            Err(e) => return Err(SandboxError::Gone(e.to_string())),
+        };
+        let oom_before = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
+        let limits = pump::Limits {
+            timeout: spec.timeout.or(self.plan.limits.timeout_ms.map(Duration::from_millis)),
+            output: spec.output_limit.or(self.plan.limits.output),
+        };
+        let end = pump::run(self.ctl.as_fd(), id, pipes, master, stdin, stdout, stderr, signals, &limits)?;
+        let oom_now = !oom_before && self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
+        Ok(match end {
+            pump::End::Status(status) if libc::WIFEXITED(status) => Outcome::Exited(libc::WEXITSTATUS(status)),
+            pump::End::Status(status) if libc::WTERMSIG(status) == libc::SIGKILL && oom_now => Outcome::MemoryLimit,
+            pump::End::Status(status) => Outcome::Signaled(libc::WTERMSIG(status)),
+            pump::End::TimedOut => Outcome::TimedOut,
+            pump::End::OutputLimit => Outcome::OutputLimit,
+        })
+    }
+
+    /// Run one command with `stdin` as its input and collect its output.
+    pub fn exec_collect(&mut self, spec: &ExecSpec, stdin: &[u8]) -> Result<Collected, SandboxError> {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let outcome = self.exec(spec, Input::Bytes(stdin), Sink::Buffer(&mut out), Sink::Buffer(&mut err), None)?;
+        Ok(Collected { outcome, stdout: out, stderr: err })
+    }
+
+    /// Stop the sandbox: every process killed, cgroups removed. Mounts and
+    /// namespaces go with the last process.
+    pub fn stop(mut self) -> Result<(), SandboxError> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), SandboxError> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        // Killing pid 1 of a pid namespace kills every process in it.
+        let _ = kill(self.init, Signal::SIGKILL);
+        let _ = waitpid(self.init, None);
+        let result = match self.cgroup.take() {
+            Some(cg) => cg.destroy().map_err(|e| SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() }),
+            None => Ok(()),
+        };
+        if let Some((pid, pipe)) = self.watcher.take() {
+            drop(pipe);
+            let _ = waitpid(pid, None);
+        }
+        result
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
+
+fn unique() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32)
+}
+
+fn identity(plan: &Plan) -> Result<Identity, SandboxError> {
+    let (euid, egid) = (geteuid().as_raw(), getegid().as_raw());
+    if euid != 0 {
+        return Ok(Identity { uid: euid, gid: egid, unprivileged: true, idmap: false });
+    }
+    let meta = std::fs::metadata(&plan.workspace).map_err(SandboxError::host(format!("workspace {}", plan.workspace.display())))?;
+    if meta.uid() != 0 {
+        // Host root on someone's workspace: the sandbox acts as its owner.
+        return Ok(Identity { uid: meta.uid(), gid: meta.gid(), unprivileged: false, idmap: false });
+    }
+    Ok(Identity { uid: ISOLATED_ID, gid: ISOLATED_ID, unprivileged: false, idmap: true })
+}
+
+fn write_maps(pid: Pid, id: &Identity) -> Result<(), SandboxError> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let write = |file: &str, data: String| {
+        std::fs::write(proc.join(file), data).map_err(SandboxError::host(format!("write /proc/{pid}/{file}")))
+    };
+    if id.unprivileged {
+        write("setgroups", "deny".into())?;
+    }
+    write("uid_map", format!("0 {} 1\n", id.uid))?;
+    write("gid_map", format!("0 {} 1\n", id.gid))
+}
+
+/// Idmapped copies of the binds marked `idmap`, made with init's user
+/// namespace: host root's files appear owned by the sandbox's root.
+fn idmapped_trees(pid: Pid, ops: &[MountOp]) -> Result<Vec<OwnedFd>, SandboxError> {
+    let paths: Vec<&PathBuf> = ops
+        .iter()
+        .filter_map(|op| match op {
+            MountOp::Bind { path, idmap: true, .. } => Some(path),
+            _ => None,
+        })
+        .collect();
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let userns = std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(SandboxError::host("open init's user namespace"))?;
+    paths
+        .into_iter()
+        .map(|p| {
+            let tree = sys::open_tree_clone(p).map_err(SandboxError::host(format!("open_tree {}", p.display())))?;
+            sys::mount_setattr(tree.as_raw_fd(), std::path::Path::new(""), sys::MOUNT_ATTR_IDMAP, Some(userns.as_raw_fd()))
+                .map_err(|e| SandboxError::Unavailable {
+                    layer: "idmapped mounts",
+                    reason: format!("{}: {e} (the sandbox cannot own root-owned files without them)", p.display()),
+                })?;
+            Ok(tree)
+        })
+        .collect()
+}
+
+/// Fork a process that outlives us long enough to remove the cgroups.
+fn spawn_watcher(paths: Vec<PathBuf>) -> Result<(Pid, OwnedFd), SandboxError> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::host("pipe")(e.into()))?;
+    // SAFETY: the supervisor is single-threaded (documented on start()).
+    match unsafe { fork() }.map_err(|e| SandboxError::host("fork watcher")(e.into()))? {
+        ForkResult::Child => {
+            drop(w);
+            let _ = nix::unistd::setsid();
+            if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                for fd in 0..3 {
+                    let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+                }
+            }
+            let _ = sys::close_all_except(r.as_raw_fd());
+            let mut buf = [0u8; 1];
+            // Returns on EOF: the supervisor stopped the sandbox or died.
+            let _ = nix::unistd::read(r.as_raw_fd(), &mut buf);
+            cgroup::cleanup_paths(&paths);
+            sys::exit_now(0)
+        }
+        ForkResult::Parent { child } => Ok((child, w)),
+    }
+}

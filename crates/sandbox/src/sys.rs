@@ -1,0 +1,274 @@
+//! The few raw system calls that `nix` does not wrap. Every `unsafe` block of
+//! the setup path lives here, each with the reason it is sound.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+/// Turn a `-1` return into the current `errno`.
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cstr(p: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Result of [`clone_namespaces`] as seen by each side.
+pub enum Forked {
+    /// In the parent: the child's pid (in the parent's pid namespace).
+    Parent(libc::pid_t),
+    /// In the child (pid 1 of the new pid namespace).
+    Child,
+}
+
+/// `clone(2)` with fork semantics (no new stack) and the given namespace flags.
+///
+/// The caller must be single-threaded: the child continues on a copy of the
+/// caller's only thread, and allocates.
+pub fn clone_namespaces(flags: libc::c_int) -> io::Result<Forked> {
+    // SAFETY: raw clone without CLONE_VM and with a null stack behaves like
+    // fork(): the child gets a private copy of the address space and resumes
+    // here with return value 0. All pointer arguments are null, as fork uses.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match check(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as libc::pid_t)),
+    }
+}
+
+/// `mount_setattr(2)` attribute bits we use.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// Ignore set-user-ID and file capabilities.
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+/// No device access.
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// Mount is idmapped with `userns_fd`.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Set attributes on the mount at `path` (or on `dirfd` itself when `path` is empty).
+pub fn mount_setattr(dirfd: RawFd, path: &Path, set: u64, userns_fd: Option<RawFd>) -> io::Result<()> {
+    let c = cstr(path)?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns_fd.map_or(0, |fd| fd as u64),
+    };
+    let flags = if path.as_os_str().is_empty() { libc::AT_EMPTY_PATH } else { 0 };
+    // SAFETY: `c` is a valid NUL-terminated string and `attr` a properly laid
+    // out `struct mount_attr` that outlives the call; the size passed matches.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            c.as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `open_tree(path, OPEN_TREE_CLONE)`: a detached copy of the mount at `path`.
+pub fn open_tree_clone(path: &Path) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let c = cstr(path)?;
+    // SAFETY: `c` is a valid C string; the flags are plain integers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    let fd = check(ret)? as RawFd;
+    // SAFETY: open_tree returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `move_mount(fd, "", AT_FDCWD, to, MOVE_MOUNT_F_EMPTY_PATH)`: attach a detached tree.
+pub fn move_mount_fd(fd: RawFd, to: &Path) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let to = cstr(to)?;
+    let empty = c"";
+    // SAFETY: both strings are valid C strings living across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// Close every descriptor above 2 except `keep`.
+pub fn close_all_except(keep: RawFd) -> io::Result<()> {
+    let keep = keep as libc::c_uint;
+    let ranges = [(3, keep.saturating_sub(1)), (keep + 1, libc::c_uint::MAX)];
+    for (lo, hi) in ranges {
+        if lo > hi || (keep < 3 && hi < 3) {
+            continue;
+        }
+        // SAFETY: close_range takes plain integers. The caller is a fresh
+        // process that owns every descriptor in the range and keeps none.
+        let ret = unsafe { libc::syscall(libc::SYS_close_range, lo.max(3), hi, 0) };
+        check(ret)?;
+    }
+    Ok(())
+}
+
+/// `prctl` with integer arguments.
+pub fn prctl(option: libc::c_int, a2: libc::c_ulong, a3: libc::c_ulong) -> io::Result<libc::c_int> {
+    // SAFETY: every prctl option used by this crate takes integer arguments only.
+    let ret = unsafe { libc::prctl(option, a2, a3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    check(ret as libc::c_long).map(|r| r as libc::c_int)
+}
+
+/// Drop all capabilities from the effective, permitted and inheritable sets.
+pub fn capset_zero() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header { version: VERSION_3, pid: 0 };
+    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: header and the two-element data array match the v3 ABI of
+    // capset(2) and outlive the call.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+    check(ret).map(drop)
+}
+
+/// Bring the loopback interface up in the current network namespace.
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: plain socket(2) call; the result is checked and owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor owned by nothing else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: SIOCGIFFLAGS reads the flags into the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the flags member of the union is the one SIOCGIFFLAGS filled in.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Immediately end the process without running destructors or atexit hooks
+/// (the right way out of a forked child).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
+
+/// Set the window size of a terminal.
+pub fn set_winsize(fd: RawFd, ws: &libc::winsize) -> io::Result<()> {
+    // SAFETY: TIOCSWINSZ reads a winsize struct we own.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws) } as libc::c_long).map(drop)
+}
+
+/// Get the window size of a terminal.
+pub fn get_winsize(fd: RawFd) -> io::Result<libc::winsize> {
+    // SAFETY: winsize is plain old data; all-zero is valid.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes into the winsize we own.
+    check(unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } as libc::c_long)?;
+    Ok(ws)
+}
+
+/// Make `fd` the controlling terminal of the calling session leader.
+pub fn set_controlling_tty(fd: RawFd) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal).
+    check(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } as libc::c_long).map(drop)
+}
+
+/// `execve(2)`; returns only on failure.
+pub fn execve(path: &CString, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: path, argv and envp are NUL-terminated strings in NULL-terminated
+    // arrays that outlive the call; execve only returns on error.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Zero this process's original argv and environment strings, which the
+/// kernel exposes as /proc/PID/cmdline and /proc/PID/environ, and write
+/// `name` where argv was. Init is a fork of the supervisor: without this, the
+/// host's command line and environment would be readable inside.
+pub fn scrub_cmdline_and_environ(name: &[u8]) -> io::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<usize> = after.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    // Fields 48..=51 of proc(5) (arg_start, arg_end, env_start, env_end);
+    // `fields[0]` is field 3.
+    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0);
+    for (start, end) in [(field(48), field(49)), (field(50), field(51))] {
+        if start == 0 || end <= start {
+            return Err(io::Error::other("no argv/environ bounds in /proc/self/stat"));
+        }
+        // SAFETY: [start, end) is the region the kernel placed argv (or
+        // envp) strings in at exec, at the top of our own stack mapping; it
+        // is mapped and writable for the life of the process. Init never
+        // reads its arguments or environment after this point.
+        unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+    }
+    let (start, end) = (field(48), field(49));
+    let n = name.len().min(end - start - 1);
+    // SAFETY: as above; `n` leaves the final byte of the region as NUL.
+    unsafe { std::ptr::copy_nonoverlapping(name.as_ptr(), start as *mut u8, n) };
+    Ok(())
+}
