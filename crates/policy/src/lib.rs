@@ -1,0 +1,28 @@
+//! clawcage policy: the file model, its validation, and the pure translation
+//! into a sandbox plan. No I/O besides reading the policy file
+//! ([`load_file`]).
+//!
+//! ```
+//! let policy = clawcage_policy::parse_str("extends = \"dev\"\n[limits]\ntimeout = \"5m\"\n", "p.toml")?;
+//! assert_eq!(policy.extends, "dev");
+//! # Ok::<(), clawcage_policy::PolicyError>(())
+//! ```
+
+pub mod error;
+pub mod model;
+pub mod parse;
+pub mod plan;
+mod print;
+pub mod profiles;
+mod values;
+
+pub use error::PolicyError;
+pub use model::*;
+pub use parse::{load_file, parse_str};
+pub use plan::{plan, Bind, Context, Plan, PlanLimits, DEFAULT_PATH, SANDBOX_HOME};
+pub use profiles::{builtin, PROFILES};
+
+#[cfg(test)]
+mod parse_tests;
+#[cfg(test)]
+mod plan_tests;
