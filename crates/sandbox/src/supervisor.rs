@@ -76,8 +76,11 @@ impl Sandbox {
         let support = cgroup::detect();
         cgroup::sweep_stale(&support);
         let name = format!("{}-{}", std::process::id(), unique());
-        let cg = match Cgroup::create(&support, &name, &plan.limits) {
-            Ok(cg) => cg,
+        let needs_cgroup = plan.limits.memory.is_some() || plan.limits.pids.is_some() || plan.limits.cpus.is_some();
+        // Moving a process into a cgroup waits for an RCU grace period on
+        // kernels without favordynmods (~7 ms here): only pay it for limits.
+        let cg = match needs_cgroup.then(|| Cgroup::create(&support, &name, &plan.limits)).transpose() {
+            Ok(cg) => cg.flatten(),
             Err(e) if allow("cgroups") => {
                 let _ = e;
                 None
