@@ -90,10 +90,18 @@ fn policy_check(file: &Path) -> Result<ExitCode> {
 }
 
 fn doctor() -> Result<ExitCode> {
-    Ok(ExitCode::from(1)) // TEMP
+    let report = clawcage_sandbox::probe::report();
+    print!("{report}");
+    Ok(if report.default_enforceable { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn run(policy: Option<&Path>, workspace: Option<PathBuf>, env: &[String], tty: bool, command: Vec<String>) -> Result<ExitCode> {
+fn run(
+    policy: Option<&Path>,
+    workspace: Option<PathBuf>,
+    env: &[String],
+    tty: bool,
+    command: Vec<String>,
+) -> Result<ExitCode> {
     let policy = load_policy(policy)?;
     let workspace = match workspace {
         Some(w) => w,
@@ -121,11 +129,7 @@ fn run(policy: Option<&Path>, workspace: Option<PathBuf>, env: &[String], tty: b
 
     // Signals for the command arrive through a signalfd from now on.
     let signals = term::block_forwarded_signals(tty).context("signal setup")?;
-    let spec = ExecSpec {
-        argv: command,
-        tty: if tty { Some(term::size()) } else { None },
-        ..ExecSpec::default()
-    };
+    let spec = ExecSpec { argv: command, tty: if tty { Some(term::size()) } else { None }, ..ExecSpec::default() };
     let raw = if tty { term::RawMode::enter() } else { None };
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let outcome = sandbox.exec(

@@ -51,9 +51,7 @@ impl PolicyError {
     /// The file name the error refers to.
     pub fn file(&self) -> &str {
         match self {
-            PolicyError::Io { file, .. }
-            | PolicyError::Syntax { file, .. }
-            | PolicyError::Invalid { file, .. } => file,
+            PolicyError::Io { file, .. } | PolicyError::Syntax { file, .. } | PolicyError::Invalid { file, .. } => file,
         }
     }
 
@@ -69,9 +67,7 @@ impl PolicyError {
     pub fn column(&self) -> Option<usize> {
         match self {
             PolicyError::Io { .. } => None,
-            PolicyError::Syntax { column, .. } | PolicyError::Invalid { column, .. } => {
-                Some(*column)
-            }
+            PolicyError::Syntax { column, .. } | PolicyError::Invalid { column, .. } => Some(*column),
         }
     }
 
@@ -84,40 +80,17 @@ impl PolicyError {
     }
 
     /// An invalid key or value at byte range `span` of `text`.
-    pub(crate) fn invalid(
-        file: &str,
-        text: &str,
-        span: &Range<usize>,
-        field: &str,
-        message: String,
-    ) -> Self {
+    pub(crate) fn invalid(file: &str, text: &str, span: &Range<usize>, field: &str, message: String) -> Self {
         let (line, column) = line_col(text, span.start);
-        PolicyError::Invalid {
-            file: file.to_string(),
-            line,
-            column,
-            field: field.to_string(),
-            message,
-        }
+        PolicyError::Invalid { file: file.to_string(), line, column, field: field.to_string(), message }
     }
 
     /// A TOML syntax (or document shape) error from the `toml` crate.
     pub(crate) fn syntax(file: &str, text: &str, err: &toml_edit::TomlError) -> Self {
         let (line, column) = line_col(text, err.span().map_or(0, |s| s.start));
         // The parser's message may span several lines; keep the contract of one.
-        let message = err
-            .message()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
-        PolicyError::Syntax {
-            file: file.to_string(),
-            line,
-            column,
-            message,
-        }
+        let message = err.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+        PolicyError::Syntax { file: file.to_string(), line, column, message }
     }
 }
 

@@ -24,15 +24,7 @@ use toml_edit::{ImDocument, Item, TableLike, Value};
 /// Policy files larger than this are refused before parsing.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
-const TOP_KEYS: &[&str] = &[
-    "version",
-    "extends",
-    "filesystem",
-    "network",
-    "limits",
-    "env",
-    "sandbox",
-];
+const TOP_KEYS: &[&str] = &["version", "extends", "filesystem", "network", "limits", "env", "sandbox"];
 const FILESYSTEM_KEYS: &[&str] = &["read", "write", "deny", "protect", "changes"];
 const NETWORK_KEYS: &[&str] = &["allow"];
 const LIMIT_KEYS: &[&str] = &["memory", "cpus", "pids", "timeout", "disk", "output"];
@@ -43,18 +35,11 @@ const SANDBOX_KEYS: &[&str] = &["allow_missing"];
 /// This is the only I/O in the crate.
 pub fn load_file(path: &Path) -> Result<Policy, PolicyError> {
     let name = path.display().to_string();
-    let io = |source| PolicyError::Io {
-        file: name.clone(),
-        source,
-    };
+    let io = |source| PolicyError::Io { file: name.clone(), source };
     let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
-        .map_err(io)?;
+    std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)).map_err(io)?;
     if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(io(std::io::Error::other(format!(
-            "larger than {MAX_FILE_BYTES} bytes"
-        ))));
+        return Err(io(std::io::Error::other(format!("larger than {MAX_FILE_BYTES} bytes"))));
     }
     parse_str(&text, &name)
 }
@@ -89,9 +74,8 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Policy, PolicyError> {
             "network" => {
                 for (key, v) in cx.table(node, "network", NETWORK_KEYS)? {
                     if key.name == "allow" {
-                        policy.network.allow = cx.list(v, "network.allow", |s| {
-                            values::check_host(s).map(|()| s.to_string())
-                        })?;
+                        policy.network.allow =
+                            cx.list(v, "network.allow", |s| values::check_host(s).map(|()| s.to_string()))?;
                     }
                 }
             }
@@ -100,8 +84,7 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Policy, PolicyError> {
             "sandbox" => {
                 for (key, v) in cx.table(node, "sandbox", SANDBOX_KEYS)? {
                     if key.name == "allow_missing" {
-                        policy.sandbox.allow_missing =
-                            cx.list(v, "sandbox.allow_missing", parse_layer)?;
+                        policy.sandbox.allow_missing = cx.list(v, "sandbox.allow_missing", parse_layer)?;
                     }
                 }
             }
@@ -135,12 +118,7 @@ impl Cx<'_> {
     }
 
     /// Every key of `table` must be in `allowed`.
-    fn check_keys(
-        &self,
-        table: &[(Key, Node)],
-        prefix: &str,
-        allowed: &[&str],
-    ) -> Result<(), PolicyError> {
+    fn check_keys(&self, table: &[(Key, Node)], prefix: &str, allowed: &[&str]) -> Result<(), PolicyError> {
         for (key, _) in table {
             if !allowed.contains(&key.name.as_str()) {
                 let field = join(prefix, &key.name);
@@ -153,12 +131,7 @@ impl Cx<'_> {
     }
 
     /// `node` as a table whose keys are all in `allowed`.
-    fn table<'n>(
-        &self,
-        node: &'n Node,
-        field: &str,
-        allowed: &[&str],
-    ) -> Result<&'n [(Key, Node)], PolicyError> {
+    fn table<'n>(&self, node: &'n Node, field: &str, allowed: &[&str]) -> Result<&'n [(Key, Node)], PolicyError> {
         match &node.kind {
             Kind::Table(t) => {
                 self.check_keys(t, field, allowed)?;
@@ -187,8 +160,7 @@ impl Cx<'_> {
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let value =
-                each(self.string(item, field)?).map_err(|m| self.err(&item.span, field, m))?;
+            let value = each(self.string(item, field)?).map_err(|m| self.err(&item.span, field, m))?;
             if !out.contains(&value) {
                 out.push(value);
             }
@@ -213,9 +185,7 @@ impl Cx<'_> {
                         "review" => Changes::Review,
                         "direct" => Changes::Direct,
                         other => {
-                            let msg = format!(
-                                "{other:?} is not a mode (expected \"review\" or \"direct\")"
-                            );
+                            let msg = format!("{other:?} is not a mode (expected \"review\" or \"direct\")");
                             return Err(self.err(&v.span, &field, msg));
                         }
                     }
@@ -251,18 +221,14 @@ impl Cx<'_> {
     ) -> Result<Option<T>, PolicyError> {
         match &node.kind {
             Kind::Str(s) if s == "none" => Ok(None),
-            kind => parse(kind)
-                .map(Some)
-                .map_err(|m| self.err(&node.span, field, m)),
+            kind => parse(kind).map(Some).map_err(|m| self.err(&node.span, field, m)),
         }
     }
 
     fn env(&self, node: &Node, policy: &mut Policy) -> Result<(), PolicyError> {
         for (key, v) in self.table(node, "env", ENV_KEYS)? {
             if key.name == "pass" {
-                policy.env.pass = self.list(v, "env.pass", |s| {
-                    values::check_env_name(s).map(|()| s.to_string())
-                })?;
+                policy.env.pass = self.list(v, "env.pass", |s| values::check_env_name(s).map(|()| s.to_string()))?;
                 continue;
             }
             let Kind::Table(set) = &v.kind else {
@@ -287,12 +253,8 @@ fn size(kind: &Kind) -> Result<u64, String> {
     match kind {
         Kind::Str(s) => values::parse_size(s),
         Kind::Int(n) if *n > 0 => Ok(*n as u64),
-        Kind::Int(n) => Err(format!(
-            "{n} must be greater than zero (use \"none\" for no limit)"
-        )),
-        other => Err(format!(
-            "{other} is not a size (expected e.g. 512MiB, 2GiB, 1000000, or \"none\")"
-        )),
+        Kind::Int(n) => Err(format!("{n} must be greater than zero (use \"none\" for no limit)")),
+        other => Err(format!("{other} is not a size (expected e.g. 512MiB, 2GiB, 1000000, or \"none\")")),
     }
 }
 
@@ -301,7 +263,9 @@ fn duration(kind: &Kind) -> Result<std::time::Duration, String> {
         Kind::Str(s) => values::parse_duration(s),
         Kind::Int(n) if *n > 0 => Ok(std::time::Duration::from_secs(*n as u64)),
         Kind::Int(n) => Err(format!("{n} must be greater than zero (use \"none\" for no limit)")),
-        other => Err(format!("{other} is not a duration (expected e.g. 30s, 10m, 1h30m, 500ms, integer seconds, or \"none\")")),
+        other => Err(format!(
+            "{other} is not a duration (expected e.g. 30s, 10m, 1h30m, 500ms, integer seconds, or \"none\")"
+        )),
     }
 }
 
@@ -309,27 +273,19 @@ fn cpus(kind: &Kind) -> Result<f64, String> {
     let x = match kind {
         Kind::Float(x) => *x,
         Kind::Int(n) => *n as f64,
-        other => {
-            return Err(format!(
-                "{other} is not a number of CPUs (expected e.g. 0.5, 1.0, 4, or \"none\")"
-            ))
-        }
+        other => return Err(format!("{other} is not a number of CPUs (expected e.g. 0.5, 1.0, 4, or \"none\")")),
     };
     if x > 0.0 && x <= 1024.0 {
         Ok(x)
     } else {
-        Err(format!(
-            "{kind} is out of range (expected more than 0 and at most 1024 CPUs)"
-        ))
+        Err(format!("{kind} is out of range (expected more than 0 and at most 1024 CPUs)"))
     }
 }
 
 fn pids(kind: &Kind) -> Result<u64, String> {
     match kind {
         Kind::Int(n) if *n >= 1 => Ok(*n as u64),
-        other => Err(format!(
-            "{other} is not a number of processes (expected an integer of at least 1, or \"none\")"
-        )),
+        other => Err(format!("{other} is not a number of processes (expected an integer of at least 1, or \"none\")")),
     }
 }
 
@@ -408,10 +364,7 @@ fn entries(table: &dyn TableLike) -> Vec<(Key, Node)> {
         .map(|(name, item)| {
             let span = table.key(name).and_then(|k| k.span()).unwrap_or(0..0);
             let value = from_item(item, &span);
-            let key = Key {
-                name: name.to_string(),
-                span,
-            };
+            let key = Key { name: name.to_string(), span };
             (key, value)
         })
         .collect()
@@ -423,18 +376,12 @@ fn from_item(item: &Item, fallback: &Range<usize>) -> Node {
         Item::Table(t) => Kind::Table(entries(t)),
         Item::ArrayOfTables(a) => Kind::Array(
             a.iter()
-                .map(|t| Node {
-                    kind: Kind::Table(entries(t)),
-                    span: t.span().unwrap_or_else(|| fallback.clone()),
-                })
+                .map(|t| Node { kind: Kind::Table(entries(t)), span: t.span().unwrap_or_else(|| fallback.clone()) })
                 .collect(),
         ),
         Item::None => Kind::Table(Vec::new()),
     };
-    Node {
-        kind,
-        span: item.span().unwrap_or_else(|| fallback.clone()),
-    }
+    Node { kind, span: item.span().unwrap_or_else(|| fallback.clone()) }
 }
 
 fn from_value(value: &Value, fallback: &Range<usize>) -> Node {

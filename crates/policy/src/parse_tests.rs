@@ -70,11 +70,7 @@ fn at(e: &PolicyError) -> (usize, usize, Option<&str>) {
     assert_eq!(e.file(), "policy.toml");
     let shown = e.to_string();
     assert!(!shown.contains('\n'), "{shown}");
-    let prefix = format!(
-        "policy.toml:{}:{}: ",
-        e.line().unwrap(),
-        e.column().unwrap()
-    );
+    let prefix = format!("policy.toml:{}:{}: ", e.line().unwrap(), e.column().unwrap());
     assert!(shown.starts_with(&prefix), "{shown}");
     if let Some(field) = e.field() {
         assert!(shown.contains(&format!("field `{field}`: ")), "{shown}");
@@ -101,10 +97,8 @@ fn sample_parses_to_the_whole_expected_policy() {
         disk: Some(2 * GIB),
         output: Some(10 * MIB),
     };
-    expected.env = Env {
-        pass: strings(&["LANG", "TERM"]),
-        set: BTreeMap::from([("RUST_LOG".to_string(), "info".to_string())]),
-    };
+    expected.env =
+        Env { pass: strings(&["LANG", "TERM"]), set: BTreeMap::from([("RUST_LOG".to_string(), "info".to_string())]) };
     expected.sandbox.allow_missing = vec![Layer::Landlock, Layer::Cgroups];
     assert_eq!(parse(SAMPLE), expected);
 }
@@ -135,9 +129,7 @@ fn errors_have_exact_display() {
 fn unknown_keys_are_located_at_the_key() {
     let e = sample_err("cpus = 1.0\n", "cpus = 1.0\nswap = \"1GiB\"\n");
     assert_eq!(at(&e), (17, 1, Some("limits.swap")));
-    assert!(e
-        .to_string()
-        .contains("(allowed: `memory`, `cpus`, `pids`, `timeout`, `disk`, `output`)"));
+    assert!(e.to_string().contains("(allowed: `memory`, `cpus`, `pids`, `timeout`, `disk`, `output`)"));
     let e = sample_err("pass = ", "passthrough = ");
     assert_eq!(at(&e), (23, 1, Some("env.passthrough")));
     let e = sample_err("allow_missing", "allow_mising");
@@ -186,80 +178,25 @@ fn bad_values_elsewhere_are_located() {
     let cases = [
         ("1", "2", (1, 11), "version"),
         (r#""dev""#, "3", (2, 11), "extends"),
-        (
-            r#""/etc/ssl/certs""#,
-            r#""lib/*.so""#,
-            (5, 20),
-            "filesystem.read",
-        ),
-        (
-            r#"read    = ["/usr", "/etc/ssl/certs"]"#,
-            r#"read = "/usr""#,
-            (5, 8),
-            "filesystem.read",
-        ),
+        (r#""/etc/ssl/certs""#, r#""lib/*.so""#, (5, 20), "filesystem.read"),
+        (r#"read    = ["/usr", "/etc/ssl/certs"]"#, r#"read = "/usr""#, (5, 8), "filesystem.read"),
         (r#"["."]"#, r#"["../x"]"#, (6, 12), "filesystem.write"),
         (r#"["."]"#, r#"["a/../../b"]"#, (6, 12), "filesystem.write"),
         (r#"["."]"#, r#"["*"]"#, (6, 12), "filesystem.write"),
         (r#""**/.env""#, r#""[abc""#, (7, 32), "filesystem.deny"),
-        (
-            r#""**/.env""#,
-            r#""/abs/*.pem""#,
-            (7, 32),
-            "filesystem.deny",
-        ),
+        (r#""**/.env""#, r#""/abs/*.pem""#, (7, 32), "filesystem.deny"),
         (r#""~/.ssh""#, r#""~/../.ssh""#, (7, 12), "filesystem.deny"),
-        (
-            r#""~/.ssh""#,
-            r#""/etc/../root""#,
-            (7, 12),
-            "filesystem.deny",
-        ),
+        (r#""~/.ssh""#, r#""/etc/../root""#, (7, 12), "filesystem.deny"),
         (r#"".git/hooks""#, r#""""#, (8, 12), "filesystem.protect"),
-        (
-            r#"".git/hooks""#,
-            r#""a\u0000b""#,
-            (8, 12),
-            "filesystem.protect",
-        ),
+        (r#"".git/hooks""#, r#""a\u0000b""#, (8, 12), "filesystem.protect"),
         (r#""review""#, r#""later""#, (9, 11), "filesystem.changes"),
-        (
-            r#""*.pypi.org:443""#,
-            r#""*.pypi.org:99999""#,
-            (12, 28),
-            "network.allow",
-        ),
-        (
-            r#""api.github.com""#,
-            r#""https://api.github.com""#,
-            (12, 10),
-            "network.allow",
-        ),
-        (
-            r#""api.github.com""#,
-            "{ host = \"x\" }",
-            (12, 10),
-            "network.allow",
-        ),
+        (r#""*.pypi.org:443""#, r#""*.pypi.org:99999""#, (12, 28), "network.allow"),
+        (r#""api.github.com""#, r#""https://api.github.com""#, (12, 10), "network.allow"),
+        (r#""api.github.com""#, "{ host = \"x\" }", (12, 10), "network.allow"),
         (r#""TERM""#, r#""TE RM""#, (23, 17), "env.pass"),
-        (
-            "RUST_LOG = \"info\"",
-            "RUST-LOG = \"info\"",
-            (26, 1),
-            "env.set.RUST-LOG",
-        ),
-        (
-            "RUST_LOG = \"info\"",
-            "RUST_LOG = 1",
-            (26, 12),
-            "env.set.RUST_LOG",
-        ),
-        (
-            r#""cgroups""#,
-            r#""seccomp""#,
-            (29, 30),
-            "sandbox.allow_missing",
-        ),
+        ("RUST_LOG = \"info\"", "RUST-LOG = \"info\"", (26, 1), "env.set.RUST-LOG"),
+        ("RUST_LOG = \"info\"", "RUST_LOG = 1", (26, 12), "env.set.RUST_LOG"),
+        (r#""cgroups""#, r#""seccomp""#, (29, 30), "sandbox.allow_missing"),
     ];
     for (from, to, (line, column), field) in cases {
         let e = sample_err(from, to);
@@ -291,10 +228,7 @@ fn syntax_errors_have_file_line_and_column() {
     assert_eq!((e.line(), e.column()), (Some(18), Some(1)));
     assert!(e.to_string().contains("duplicate key `pids`"), "{e}");
     let e = parse_str("[filesystem\n", "x.toml").unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "x.toml:1:12: invalid table header; expected `.`, `]`"
-    );
+    assert_eq!(e.to_string(), "x.toml:1:12: invalid table header; expected `.`, `]`");
 }
 
 #[test]
@@ -336,12 +270,7 @@ set.B = "2"
     assert_eq!(p.limits.memory, Some(1000));
     assert_eq!(p.limits.pids, Some(4096)); // kept from dev
     assert_eq!(p.env.pass, dev.env.pass);
-    let set: Vec<_> = p
-        .env
-        .set
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let set: Vec<_> = p.env.set.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(set, [("A", "1"), ("B", "2")]);
 }
 
@@ -361,11 +290,7 @@ fn profiles_match_their_documentation() {
     assert_eq!(default.filesystem.changes, Changes::Direct);
     assert!(default.network.allow.is_empty());
     assert_eq!(
-        (
-            default.limits.memory,
-            default.limits.pids,
-            default.limits.disk
-        ),
+        (default.limits.memory, default.limits.pids, default.limits.disk),
         (Some(4 * GIB), Some(1024), Some(GIB))
     );
     let dev = builtin("dev").unwrap();
@@ -390,9 +315,7 @@ fn edited_policies_round_trip_through_to_toml() {
     p.limits.timeout = Some(Duration::from_millis(1500));
     p.limits.output = Some(1000);
     p.limits.cpus = Some(0.25);
-    p.env
-        .set
-        .insert("QUOTED".into(), "say \"hi\" \\ 'there'".into());
+    p.env.set.insert("QUOTED".into(), "say \"hi\" \\ 'there'".into());
     p.filesystem.deny.push(glob("secrets/[a-z]*.pem"));
     let text = p.to_toml();
     assert_eq!(parse(&text), p, "{text}");
@@ -422,17 +345,12 @@ fn load_file_reads_and_reports_the_path() {
     std::fs::write(&bad, "[limits]\npids = -3\n").unwrap();
     let e = load_file(&bad).unwrap_err();
     assert_eq!(e.file(), bad.display().to_string());
-    assert_eq!(
-        (e.line(), e.column(), e.field()),
-        (Some(2), Some(8), Some("limits.pids"))
-    );
+    assert_eq!((e.line(), e.column(), e.field()), (Some(2), Some(8), Some("limits.pids")));
 
     let missing = dir.join("missing.toml");
     let e = load_file(&missing).unwrap_err();
     assert!(matches!(e, PolicyError::Io { .. }));
     assert_eq!((e.line(), e.column(), e.field()), (None, None, None));
-    assert!(e
-        .to_string()
-        .starts_with(&format!("{}: cannot read", missing.display())));
+    assert!(e.to_string().starts_with(&format!("{}: cannot read", missing.display())));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -78,9 +78,7 @@ impl From<&Limits> for PlanLimits {
             memory: l.memory,
             cpus: l.cpus,
             pids: l.pids,
-            timeout_ms: l
-                .timeout
-                .map(|d| d.as_millis().min(u64::MAX as u128) as u64),
+            timeout_ms: l.timeout.map(|d| d.as_millis().min(u64::MAX as u128) as u64),
             disk: l.disk,
             output: l.output,
         }
@@ -111,10 +109,7 @@ pub fn plan(policy: &Policy, ctx: &Context) -> Plan {
     for path in fs.write.iter().filter_map(|p| resolve(p, ctx)) {
         writable.insert(path, true);
     }
-    let mut binds: Vec<Bind> = writable
-        .into_iter()
-        .map(|(path, writable)| Bind { path, writable })
-        .collect();
+    let mut binds: Vec<Bind> = writable.into_iter().map(|(path, writable)| Bind { path, writable }).collect();
     binds.sort_by(|a, b| parents_first(&a.path, &b.path));
 
     let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -137,12 +132,7 @@ pub fn plan(policy: &Policy, ctx: &Context) -> Plan {
         protect_globs: globs(&fs.protect),
         limits: PlanLimits::from(&policy.limits),
         env: env.into_iter().collect(),
-        allow_missing: policy
-            .sandbox
-            .allow_missing
-            .iter()
-            .map(|l| l.name().to_string())
-            .collect(),
+        allow_missing: policy.sandbox.allow_missing.iter().map(|l| l.name().to_string()).collect(),
         direct_changes: policy.filesystem.changes == Changes::Direct,
     }
 }

@@ -5,15 +5,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 const GIB: u64 = 1024 * 1024 * 1024;
-const SYSTEM: [&str; 9] = [
-    "/bin", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/sbin", "/usr",
-];
+const SYSTEM: [&str; 9] = ["/bin", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/sbin", "/usr"];
 
 fn ctx(extra_env: &[(&str, &str)]) -> Context {
     let pairs = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     };
     Context {
         workspace: PathBuf::from("/home/u/proj"),
@@ -29,10 +25,7 @@ fn ctx(extra_env: &[(&str, &str)]) -> Context {
 }
 
 fn bind(path: &str, writable: bool) -> Bind {
-    Bind {
-        path: PathBuf::from(path),
-        writable,
-    }
+    Bind { path: PathBuf::from(path), writable }
 }
 
 fn paths(items: &[&str]) -> Vec<PathBuf> {
@@ -44,10 +37,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 }
 
 fn env(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[test]
@@ -91,10 +81,7 @@ fn offline_profile_binds_the_workspace_read_only() {
     binds.push(bind("/home/u/proj", false));
     let expected = Plan {
         binds,
-        limits: PlanLimits {
-            timeout_ms: Some(600_000),
-            ..plan(&builtin("default").unwrap(), &ctx(&[])).limits
-        },
+        limits: PlanLimits { timeout_ms: Some(600_000), ..plan(&builtin("default").unwrap(), &ctx(&[])).limits },
         ..plan(&builtin("default").unwrap(), &ctx(&[]))
     };
     assert_eq!(got, expected);
@@ -182,14 +169,7 @@ fn duplicates_collapse_and_parents_precede_children() {
         ..builtin("default").unwrap()
     };
     let got = plan(&policy, &ctx(&[]));
-    assert_eq!(
-        got.binds,
-        vec![
-            bind("/home/u", false),
-            bind("/home/u/proj/a", true),
-            bind("/home/u/proj/a/b", false),
-        ]
-    );
+    assert_eq!(got.binds, vec![bind("/home/u", false), bind("/home/u/proj/a", true), bind("/home/u/proj/a/b", false),]);
     assert_eq!(got.deny, paths(&["/home/u/.ssh"]));
     assert_eq!(got.deny_globs, strings(&["*.key"]));
     assert_eq!(plan(&policy, &ctx(&[])), got); // pure: same input, same plan

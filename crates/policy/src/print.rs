@@ -13,9 +13,7 @@ impl Policy {
         let mut out = String::new();
         let fs = &self.filesystem;
         let l = &self.limits;
-        let paths = |list: &[PathSpec]| -> Vec<String> {
-            list.iter().map(|p| String::from(p.clone())).collect()
-        };
+        let paths = |list: &[PathSpec]| -> Vec<String> { list.iter().map(|p| String::from(p.clone())).collect() };
         let limit = |v: Option<String>| v.unwrap_or_else(|| quote("none"));
 
         out.push_str(concat!(
@@ -52,12 +50,7 @@ impl Policy {
         }
 
         out.push_str("\n[sandbox]\n");
-        let layers: Vec<&str> = self
-            .sandbox
-            .allow_missing
-            .iter()
-            .map(|l| l.name())
-            .collect();
+        let layers: Vec<&str> = self.sandbox.allow_missing.iter().map(|l| l.name()).collect();
         line(&mut out, "allow_missing", array(&layers));
         out
     }
@@ -74,9 +67,7 @@ fn quote(s: &str) -> String {
 
 /// A bare key when possible, a quoted one otherwise.
 fn quote_key(s: &str) -> String {
-    let bare = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let bare = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if bare {
         s.to_string()
     } else {

@@ -36,15 +36,10 @@ fn default() -> Policy {
     Policy {
         extends: "default".into(),
         filesystem: Filesystem {
-            read: abs(&[
-                "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
-            ]),
+            read: abs(&["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"]),
             write: vec![PathSpec::Workspace(".".into())],
             deny: vec![],
-            protect: vec![
-                PathSpec::Workspace(".git/hooks".into()),
-                PathSpec::Workspace(".git/config".into()),
-            ],
+            protect: vec![PathSpec::Workspace(".git/hooks".into()), PathSpec::Workspace(".git/config".into())],
             changes: Changes::Direct,
         },
         network: Network::default(),
@@ -56,10 +51,7 @@ fn default() -> Policy {
             disk: Some(GIB),
             output: None,
         },
-        env: Env {
-            pass: ["LANG", "LC_ALL", "TERM", "TZ"].map(String::from).to_vec(),
-            set: Default::default(),
-        },
+        env: Env { pass: ["LANG", "LC_ALL", "TERM", "TZ"].map(String::from).to_vec(), set: Default::default() },
         sandbox: SandboxOptions::default(),
     }
 }
@@ -88,15 +80,8 @@ fn offline() -> Policy {
 fn dev() -> Policy {
     let mut p = default();
     p.extends = "dev".into();
-    let home = |names: &[&str]| -> Vec<PathSpec> {
-        names
-            .iter()
-            .map(|n| PathSpec::Home(n.to_string()))
-            .collect()
-    };
-    p.filesystem
-        .read
-        .extend(home(&[".cargo", ".rustup", ".npm", ".pyenv", ".local"]));
+    let home = |names: &[&str]| -> Vec<PathSpec> { names.iter().map(|n| PathSpec::Home(n.to_string())).collect() };
+    p.filesystem.read.extend(home(&[".cargo", ".rustup", ".npm", ".pyenv", ".local"]));
     p.filesystem.deny = home(&[".ssh", ".aws", ".gnupg", ".config/gh"]);
     p.filesystem.deny.push(PathSpec::Glob("**/.env".into()));
     p.network.allow = [
@@ -116,8 +101,5 @@ fn dev() -> Policy {
 }
 
 fn abs(paths: &[&str]) -> Vec<PathSpec> {
-    paths
-        .iter()
-        .map(|p| PathSpec::Absolute(p.to_string()))
-        .collect()
+    paths.iter().map(|p| PathSpec::Absolute(p.to_string())).collect()
 }

@@ -37,17 +37,10 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let (number, unit) = s.split_at(digits);
     let unit = unit.trim_start();
     let number: u64 = number.parse().map_err(|_| bad())?;
-    let (_, scale) = SIZE_UNITS
-        .iter()
-        .find(|(u, _)| *u == unit)
-        .ok_or_else(bad)?;
-    let bytes = number
-        .checked_mul(*scale)
-        .ok_or_else(|| format!("{s:?} is too large"))?;
+    let (_, scale) = SIZE_UNITS.iter().find(|(u, _)| *u == unit).ok_or_else(bad)?;
+    let bytes = number.checked_mul(*scale).ok_or_else(|| format!("{s:?} is too large"))?;
     if bytes == 0 {
-        return Err(format!(
-            "{s:?} must be greater than zero (use \"none\" for no limit)"
-        ));
+        return Err(format!("{s:?} must be greater than zero (use \"none\" for no limit)"));
     }
     Ok(bytes)
 }
@@ -71,14 +64,10 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1000,
@@ -93,9 +82,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
             .ok_or_else(|| format!("{s:?} is too long"))?;
     }
     if millis == 0 {
-        return Err(format!(
-            "{s:?} must be greater than zero (use \"none\" for no limit)"
-        ));
+        return Err(format!("{s:?} must be greater than zero (use \"none\" for no limit)"));
     }
     Ok(Duration::from_millis(millis))
 }
@@ -126,9 +113,7 @@ pub(crate) fn parse_path(s: &str, allow_glob: bool) -> Result<PathSpec, String> 
     }
     if s.contains(['*', '?', '[']) {
         if !allow_glob {
-            return Err(format!(
-                "{s:?} is a glob; globs are only allowed in filesystem.deny and filesystem.protect"
-            ));
+            return Err(format!("{s:?} is a glob; globs are only allowed in filesystem.deny and filesystem.protect"));
         }
         return check_glob(s).map(|()| PathSpec::Glob(s.to_string()));
     }
@@ -136,21 +121,15 @@ pub(crate) fn parse_path(s: &str, allow_glob: bool) -> Result<PathSpec, String> 
         if rest.split('/').any(|c| c == "..") {
             return Err(format!("{s:?}: `..` is not allowed in absolute paths"));
         }
-        let parts: Vec<&str> = rest
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .collect();
+        let parts: Vec<&str> = rest.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
         return Ok(PathSpec::Absolute(format!("/{}", parts.join("/"))));
     }
     if s == "~" || s.starts_with("~/") {
-        let rest = normalise_relative(&s[1..])
-            .ok_or_else(|| format!("{s:?} climbs out of the home directory"))?;
+        let rest = normalise_relative(&s[1..]).ok_or_else(|| format!("{s:?} climbs out of the home directory"))?;
         return Ok(PathSpec::Home(rest));
     }
     if s.starts_with('~') {
-        return Err(format!(
-            "{s:?}: ~user paths are not supported (use ~/... or an absolute path)"
-        ));
+        return Err(format!("{s:?}: ~user paths are not supported (use ~/... or an absolute path)"));
     }
     match normalise_relative(s) {
         Some(rel) if rel.is_empty() => Ok(PathSpec::Workspace(".".into())),
@@ -177,9 +156,7 @@ fn normalise_relative(s: &str) -> Option<String> {
 /// A glob is relative, has no `..`, and its brackets are closed and not nested.
 fn check_glob(s: &str) -> Result<(), String> {
     if s.starts_with('/') || s.starts_with('~') {
-        return Err(format!(
-            "{s:?}: globs are matched relative to the workspace; start them with a name or **/"
-        ));
+        return Err(format!("{s:?}: globs are matched relative to the workspace; start them with a name or **/"));
     }
     if s.split('/').any(|c| c == "..") {
         return Err(format!("{s:?}: `..` is not allowed in globs"));
@@ -211,20 +188,13 @@ pub(crate) fn check_host(s: &str) -> Result<(), String> {
     };
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (v6, after) = rest.split_once(']').ok_or_else(|| bad("`[` without `]`"))?;
-        v6.parse::<Ipv6Addr>()
-            .map_err(|_| bad("not an IPv6 address"))?;
+        v6.parse::<Ipv6Addr>().map_err(|_| bad("not an IPv6 address"))?;
         match after {
             "" => return Ok(()),
-            _ => (
-                None,
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| bad("text after `]`"))?,
-            ),
+            _ => (None, after.strip_prefix(':').ok_or_else(|| bad("text after `]`"))?),
         }
     } else if s.matches(':').count() > 1 {
-        s.parse::<Ipv6Addr>()
-            .map_err(|_| bad("not an IPv6 address"))?;
+        s.parse::<Ipv6Addr>().map_err(|_| bad("not an IPv6 address"))?;
         return Ok(());
     } else {
         match s.split_once(':') {
@@ -233,8 +203,7 @@ pub(crate) fn check_host(s: &str) -> Result<(), String> {
         }
     };
     if !port.is_empty() || s.ends_with(':') {
-        let ok = port.bytes().all(|b| b.is_ascii_digit())
-            && matches!(port.parse::<u16>(), Ok(p) if p >= 1);
+        let ok = port.bytes().all(|b| b.is_ascii_digit()) && matches!(port.parse::<u16>(), Ok(p) if p >= 1);
         if !ok {
             return Err(bad("the port must be a number from 1 to 65535"));
         }
@@ -248,21 +217,15 @@ pub(crate) fn check_host(s: &str) -> Result<(), String> {
         return Err(bad("the host name must have 1 to 253 characters"));
     }
     for label in name.split('.') {
-        let chars_ok = label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let chars_ok = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if label.is_empty() || label.len() > 63 || !chars_ok {
-            return Err(bad(
-                "labels are 1 to 63 letters, digits or `-`, separated by `.`",
-            ));
+            return Err(bad("labels are 1 to 63 letters, digits or `-`, separated by `.`"));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(bad("a label cannot start or end with `-`"));
         }
     }
-    let numeric = name
-        .split('.')
-        .all(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    let numeric = name.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()));
     if numeric && (wildcard || name.parse::<Ipv4Addr>().is_err()) {
         return Err(bad("not an IPv4 address"));
     }
@@ -272,15 +235,11 @@ pub(crate) fn check_host(s: &str) -> Result<(), String> {
 /// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
 pub(crate) fn check_env_name(s: &str) -> Result<(), String> {
     let mut chars = s.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(())
     } else {
-        Err(format!(
-            "{s:?} is not a variable name (letters, digits and `_`, not starting with a digit)"
-        ))
+        Err(format!("{s:?} is not a variable name (letters, digits and `_`, not starting with a digit)"))
     }
 }
 
@@ -297,16 +256,7 @@ mod tests {
         assert_eq!(parse_size("1000000"), Ok(1_000_000));
         assert_eq!(parse_size("7B"), Ok(7));
         assert_eq!(parse_size("1T"), Ok(TIB));
-        for bad in [
-            "",
-            "GiB",
-            "1 gigs",
-            "1.5GiB",
-            "-1",
-            "1gib",
-            "0MiB",
-            "99999999999T",
-        ] {
+        for bad in ["", "GiB", "1 gigs", "1.5GiB", "-1", "1gib", "0MiB", "99999999999T"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
         for n in [1, 1000, 1024, 4 * GIB, 3 * MIB + 1, 5 * TIB] {

@@ -15,10 +15,7 @@ const SECUREBITS: libc::c_ulong = (1 << 0) // SECBIT_NOROOT
 
 /// Highest capability number the kernel knows (falls back to a generous 63).
 fn last_cap() -> libc::c_ulong {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63)
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(63)
 }
 
 /// Empty the bounding and ambient sets, lock the securebits, then clear the
@@ -52,7 +49,7 @@ pub fn verify(status: &str) -> Result<(), String> {
     };
     for cap in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
         let v = field(cap)?;
-        if v.trim_start_matches('0') != "" {
+        if !v.trim_start_matches('0').is_empty() {
             return Err(format!("{cap} is {v}, expected 0"));
         }
     }

@@ -52,10 +52,8 @@ pub fn run(cfg: &InitConfig<'_>, ctl: OwnedFd) -> ! {
             sys::exit_now(code)
         }
         Err(e) => {
-            let reply = Reply::SetupFailed {
-                step: e.step.to_string(),
-                detail: format!("{}: {}", e.path.display(), e.source),
-            };
+            let reply =
+                Reply::SetupFailed { step: e.step.to_string(), detail: format!("{}: {}", e.path.display(), e.source) };
             let _ = proto::send(ctl.as_fd(), &reply, &[]);
             sys::exit_now(1)
         }
@@ -74,7 +72,8 @@ fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<(), StepError> {
     // We are a copy of the supervisor: its command line and environment
     // (host secrets!) are still in our memory and in /proc/1. Wipe them, and
     // make init non-dumpable so its memory and fds are out of ptrace reach.
-    sys::scrub_cmdline_and_environ(b"clawcage-init").map_err(fail("scrub inherited argv/environ", "/proc/self/stat"))?;
+    sys::scrub_cmdline_and_environ(b"clawcage-init")
+        .map_err(fail("scrub inherited argv/environ", "/proc/self/stat"))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(fail("PR_SET_DUMPABLE", ""))?;
 
     // 2. Wait for the supervisor to write our uid/gid maps and put us in our
@@ -109,7 +108,8 @@ fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<(), StepError> {
     // 7. No terminal of the host: a new session, stdio on /dev/null, and no
     //    descriptor but the control socket.
     setsid().map_err(|e| fail("setsid", "")(e.into()))?;
-    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(fail("open", "/dev/null"))?;
+    let null =
+        std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(fail("open", "/dev/null"))?;
     for fd in 0..3 {
         dup2(null.as_raw_fd(), fd).map_err(|e| fail("dup2", "/dev/null")(e.into()))?;
     }
@@ -131,11 +131,9 @@ fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<(), StepError> {
     match landlock::apply(cfg.ops) {
         Ok(landlock::Status::Full | landlock::Status::Partial) => {}
         Ok(landlock::Status::None) if cfg.allow_missing_landlock => {}
-        Ok(landlock::Status::None) => {
-            return Err(fail("landlock", "")(io::Error::other(
-                "Landlock is not available on this kernel (policy [sandbox] allow_missing = [\"landlock\"] accepts that)",
-            )))
-        }
+        Ok(landlock::Status::None) => return Err(fail("landlock", "")(io::Error::other(
+            "Landlock is not available on this kernel (policy [sandbox] allow_missing = [\"landlock\"] accepts that)",
+        ))),
         Err(e) => return Err(fail("landlock", "")(io::Error::other(e))),
     }
 
@@ -216,11 +214,7 @@ fn handle(ctl: &OwnedFd, req: Request, fds: Vec<OwnedFd>, running: &mut HashMap<
                     let fds: Vec<RawFd> = master.iter().map(|m| m.as_raw_fd()).collect();
                     return proto::send(ctl.as_fd(), &Reply::Started { id }, &fds);
                 }
-                Err(e) => Reply::Failed {
-                    id,
-                    errno: e.raw_os_error().unwrap_or(libc::EIO),
-                    detail: e.to_string(),
-                },
+                Err(e) => Reply::Failed { id, errno: e.raw_os_error().unwrap_or(libc::EIO), detail: e.to_string() },
             };
             proto::send(ctl.as_fd(), &reply, &[])
         }
@@ -288,14 +282,12 @@ fn start(
 
 /// PATH lookup as a shell does it, using the command's own PATH.
 fn candidates(prog: &str, path: &str) -> io::Result<Vec<CString>> {
-    let to_c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+    let to_c =
+        |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
     if prog.contains('/') {
         return Ok(vec![to_c(Path::new(prog))?]);
     }
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| to_c(&Path::new(d).join(prog)))
-        .collect()
+    path.split(':').filter(|d| !d.is_empty()).map(|d| to_c(&Path::new(d).join(prog))).collect()
 }
 
 /// In the forked child: session, stdio, cwd, signals, exec. Returns errno on failure.
@@ -359,11 +351,8 @@ fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
     grantpt(&master)?;
     unlockpt(&master)?;
     let name = ptsname_r(&master)?;
-    let slave = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(name)?;
+    let slave =
+        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC).open(name)?;
     let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
     sys::set_winsize(master.as_raw_fd(), &ws)?;
     // SAFETY: into_raw_fd hands over ownership of the master descriptor.

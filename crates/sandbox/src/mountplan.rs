@@ -92,10 +92,8 @@ pub enum PlanError {
 /// Resolve the plan against the host. `idmap_writable`: writable binds and
 /// binds under the workspace get an idmapped copy (see [`MountOp::Bind`]).
 pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<MountOp>, PlanError> {
-    let ws = fs::canonicalize(&plan.workspace).map_err(|source| PlanError::Workspace {
-        path: plan.workspace.clone(),
-        source,
-    })?;
+    let ws = fs::canonicalize(&plan.workspace)
+        .map_err(|source| PlanError::Workspace { path: plan.workspace.clone(), source })?;
     let disk = plan.limits.disk.unwrap_or(1 << 30);
     // (depth, order-in-depth, op): fixed mounts sort after binds of the same
     // depth so that /tmp, /home, /proc and /dev are always the sandbox's own.
@@ -125,18 +123,14 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
     for (path, writable) in &binds {
         let dir = fs::metadata(path).map_err(|source| PlanError::Io { path: path.clone(), source })?.is_dir();
         let idmap = idmap_writable && (*writable || path.starts_with(&ws));
-        placed.push((
-            depth(path),
-            0,
-            MountOp::Bind { path: path.clone(), writable: *writable, dir, idmap },
-        ));
+        placed.push((depth(path), 0, MountOp::Bind { path: path.clone(), writable: *writable, dir, idmap }));
     }
     let home_root = Path::new(SANDBOX_HOME).parent().unwrap_or(Path::new("/home")).to_path_buf();
     placed.push((1, 1, MountOp::Proc));
     placed.push((1, 1, MountOp::Dev { tty, shm_size: disk }));
     placed.push((1, 1, MountOp::Tmpfs { path: "/tmp".into(), size: disk, mode: 0o1777 }));
     placed.push((depth(&home_root), 1, MountOp::Tmpfs { path: home_root, size: disk, mode: 0o755 }));
-    placed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    placed.sort_by_key(|p| (p.0, p.1));
     let mut ops: Vec<MountOp> = placed.into_iter().map(|(_, _, op)| op).collect();
 
     // Masks and protections go on top of everything they might sit under.

@@ -122,9 +122,8 @@ pub(crate) fn run<'s>(
         Input::Fd(fd) => (Vec::new(), Some(fd)),
     };
     let mut sent = 0usize;
-    let mut written: u64 = 0;
+    let mut budget = Budget { ctl, id, written: 0, limit: limits.output, end: None };
     let mut deadline = limits.timeout.map(|t| Instant::now() + t);
-    let mut end: Option<End> = None;
     let mut status: Option<i32> = None;
     let mut buf = vec![0u8; 64 * 1024];
 
@@ -164,9 +163,9 @@ pub(crate) fn run<'s>(
         let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
         drop(fds);
 
-        if deadline.is_some_and(|d| Instant::now() >= d) && end.is_none() {
+        if deadline.is_some_and(|d| Instant::now() >= d) && budget.end.is_none() {
             deadline = None;
-            end = Some(End::TimedOut);
+            budget.end = Some(End::TimedOut);
             kill_command(ctl, id)?;
         }
         if let Some(i) = src_idx.filter(|i| ready[*i]) {
@@ -198,7 +197,7 @@ pub(crate) fn run<'s>(
         }
         for (o, idx) in outs.iter_mut().zip(&out_idx) {
             if idx.is_some_and(|i| ready[i]) {
-                pump_out(o, &mut sinks, &mut buf, &mut written, limits.output, &mut end, ctl, id)?;
+                pump_out(o, &mut sinks, &mut buf, &mut budget)?;
             }
         }
         if let Some(i) = sig_idx.filter(|i| ready[*i]) {
@@ -220,14 +219,14 @@ pub(crate) fn run<'s>(
     // for background processes that may still hold them.
     for o in outs.iter_mut() {
         while o.open {
-            let before = written;
-            pump_out(o, &mut sinks, &mut buf, &mut written, limits.output, &mut end, ctl, id)?;
-            if written == before {
+            let before = budget.written;
+            pump_out(o, &mut sinks, &mut buf, &mut budget)?;
+            if budget.written == before {
                 break;
             }
         }
     }
-    Ok(match (end, status) {
+    Ok(match (budget.end, status) {
         (Some(e), _) => e,
         (None, Some(st)) => End::Status(st),
         (None, None) => End::Status(0),
@@ -243,16 +242,21 @@ fn kill_command(ctl: BorrowedFd<'_>, id: u64) -> Result<(), SandboxError> {
     proto::send(ctl, &Request::Signal { id, signal: libc::SIGKILL }, &[]).map_err(|e| SandboxError::Gone(e.to_string()))
 }
 
+/// Output accounting shared by stdout and stderr.
+struct Budget<'c> {
+    ctl: BorrowedFd<'c>,
+    id: u64,
+    written: u64,
+    limit: Option<u64>,
+    end: Option<End>,
+}
+
 /// Read once from an output and deliver it, enforcing the output limit.
 fn pump_out(
     o: &mut Out<'_>,
     sinks: &mut [&mut Sink<'_>; 2],
     buf: &mut [u8],
-    written: &mut u64,
-    limit: Option<u64>,
-    end: &mut Option<End>,
-    ctl: BorrowedFd<'_>,
-    id: u64,
+    b: &mut Budget<'_>,
 ) -> Result<(), SandboxError> {
     let n = match nix::unistd::read(o.fd.as_raw_fd(), buf) {
         Ok(0) => {
@@ -268,18 +272,18 @@ fn pump_out(
         }
     };
     let mut chunk = &buf[..n];
-    if let Some(limit) = limit {
-        let room = limit.saturating_sub(*written) as usize;
+    if let Some(limit) = b.limit {
+        let room = limit.saturating_sub(b.written) as usize;
         if chunk.len() > room {
             chunk = &chunk[..room];
-            if end.is_none() {
-                *end = Some(End::OutputLimit);
-                kill_command(ctl, id)?;
+            if b.end.is_none() {
+                b.end = Some(End::OutputLimit);
+                kill_command(b.ctl, b.id)?;
             }
             o.open = false;
         }
     }
-    *written += chunk.len() as u64;
+    b.written += chunk.len() as u64;
     match &mut *sinks[o.sink] {
         Sink::Null => {}
         Sink::Buffer(b) => b.extend_from_slice(chunk),
@@ -307,7 +311,12 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> std::io::Result<()> {
 
 /// Read one signal from the signalfd and pass it on: SIGWINCH resizes the
 /// pty, everything else goes to the command's process group.
-fn forward_signal(sigfd: BorrowedFd<'_>, ctl: BorrowedFd<'_>, id: u64, master: Option<RawFd>) -> Result<(), SandboxError> {
+fn forward_signal(
+    sigfd: BorrowedFd<'_>,
+    ctl: BorrowedFd<'_>,
+    id: u64,
+    master: Option<RawFd>,
+) -> Result<(), SandboxError> {
     let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
     let Ok(n) = nix::unistd::read(sigfd.as_raw_fd(), &mut info) else { return Ok(()) };
     if n < 4 {

@@ -53,20 +53,15 @@ pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
         .map_err(nix_step("make / a slave mount", "/"))?;
     // The new root is a small tmpfs that only holds mount points.
-    mount(
-        Some("clawcage"),
-        "/tmp",
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=0755,size=1m"),
-    )
-    .map_err(nix_step("mount root tmpfs", "/tmp"))?;
+    mount(Some("clawcage"), "/tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755,size=1m"))
+        .map_err(nix_step("mount root tmpfs", "/tmp"))?;
     chdir("/tmp").map_err(nix_step("chdir", "/tmp"))?;
     mkdir("oldroot", nix::sys::stat::Mode::from_bits_truncate(0o700)).map_err(nix_step("mkdir", "/tmp/oldroot"))?;
     pivot_root(".", "oldroot").map_err(nix_step("pivot_root", "/tmp"))?;
     chdir("/").map_err(nix_step("chdir", "/"))?;
     fs::OpenOptions::new()
         .create(true)
+        .truncate(true)
         .write(true)
         .mode(0o444)
         .open(EMPTY_FILE)
@@ -136,14 +131,8 @@ fn set_attr(path: &Path, attrs: u64) -> Result<(), StepError> {
 
 fn tmpfs(path: &Path, size: u64, mode: u32, extra: MsFlags) -> Result<(), StepError> {
     let data = format!("size={size},mode={mode:o}");
-    mount(
-        Some("tmpfs"),
-        path,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | extra,
-        Some(data.as_str()),
-    )
-    .map_err(nix_step("mount tmpfs", path))
+    mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | extra, Some(data.as_str()))
+        .map_err(nix_step("mount tmpfs", path))
 }
 
 fn mask_dir(path: &Path) -> Result<(), StepError> {

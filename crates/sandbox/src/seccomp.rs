@@ -144,9 +144,7 @@ impl fmt::Debug for Filter {
 /// Compiles [`table()`] for the running architecture.
 pub fn build() -> Result<Filter, SeccompError> {
     let arch = native_arch()?;
-    Ok(Filter {
-        prog: compile(table::TABLE, &arch)?,
-    })
+    Ok(Filter { prog: compile(table::TABLE, &arch)? })
 }
 
 impl Filter {
@@ -162,10 +160,7 @@ impl Filter {
             .filter(|&l| i32::from(l) <= libc::BPF_MAXINSNS)
             .ok_or(SeccompError::TooLong(self.prog.len()))?;
         set_no_new_privs()?;
-        let fprog = libc::sock_fprog {
-            len,
-            filter: self.prog.as_ptr().cast_mut(),
-        };
+        let fprog = libc::sock_fprog { len, filter: self.prog.as_ptr().cast_mut() };
         // SAFETY: `fprog` points at `self.prog`, `len` instructions long, which
         // outlives the call; the kernel only copies the program out of it.
         let ret = unsafe {
@@ -203,15 +198,7 @@ fn set_no_new_privs() -> Result<(), SeccompError> {
         return Ok(());
     }
     // SAFETY: PR_SET_NO_NEW_PRIVS takes no pointer and only sets a flag.
-    let ret = unsafe {
-        libc::prctl(
-            libc::PR_SET_NO_NEW_PRIVS,
-            1 as libc::c_ulong,
-            zero,
-            zero,
-            zero,
-        )
-    };
+    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, zero, zero, zero) };
     if ret != 0 {
         return Err(SeccompError::NoNewPrivs(io::Error::last_os_error()));
     }
@@ -230,17 +217,11 @@ fn native_arch() -> Result<Arch, SeccompError> {
     // Argument loads read the low word of a 64-bit slot: little-endian only.
     if cfg!(target_endian = "little") && cfg!(target_arch = "x86_64") {
         // EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
-        return Ok(Arch {
-            audit: 0xc000_003e,
-            x32: true,
-        });
+        return Ok(Arch { audit: 0xc000_003e, x32: true });
     }
     if cfg!(target_endian = "little") && cfg!(target_arch = "aarch64") {
         // EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
-        return Ok(Arch {
-            audit: 0xc000_00b7,
-            x32: false,
-        });
+        return Ok(Arch { audit: 0xc000_00b7, x32: false });
     }
     Err(SeccompError::UnsupportedArch(std::env::consts::ARCH))
 }
@@ -259,12 +240,7 @@ const OFF_ARGS: u32 = 16;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 const fn stmt(code: u16, k: u32) -> Insn {
-    Insn {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
+    Insn { code, jt: 0, jf: 0, k }
 }
 
 const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
@@ -273,8 +249,7 @@ const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
 
 /// A jump offset, which classic BPF limits to 255.
 fn short(distance: usize) -> Result<u8, SeccompError> {
-    u8::try_from(distance)
-        .map_err(|_| SeccompError::BadTable(format!("jump of {distance} instructions")))
+    u8::try_from(distance).map_err(|_| SeccompError::BadTable(format!("jump of {distance} instructions")))
 }
 
 fn ret_value(action: Action) -> Result<u32, SeccompError> {
@@ -297,9 +272,7 @@ fn abi_action(entries: &[Entry], cond: Cond) -> Result<Action, SeccompError> {
     let mut found = entries.iter().filter(|e| e.when == cond);
     match (found.next(), found.next()) {
         (Some(e), None) if e.syscall == "*" => Ok(e.action),
-        _ => Err(SeccompError::BadTable(format!(
-            "need exactly one \"*\" entry for {cond:?}"
-        ))),
+        _ => Err(SeccompError::BadTable(format!("need exactly one \"*\" entry for {cond:?}"))),
     }
 }
 
@@ -309,10 +282,7 @@ fn group(entries: &[Entry]) -> Result<Vec<Group<'_>>, SeccompError> {
     let mut groups: Vec<Group<'_>> = Vec::new();
     for e in entries {
         if e.reason.trim().is_empty() {
-            return Err(SeccompError::BadTable(format!(
-                "{}: empty reason",
-                e.syscall
-            )));
+            return Err(SeccompError::BadTable(format!("{}: empty reason", e.syscall)));
         }
         if matches!(e.when, Cond::ForeignArch | Cond::X32) {
             continue;
@@ -323,21 +293,14 @@ fn group(entries: &[Entry]) -> Result<Vec<Group<'_>>, SeccompError> {
         let i = match groups.iter().position(|g| g.nr == nr) {
             Some(i) => i,
             None => {
-                groups.push(Group {
-                    nr,
-                    checks: Vec::new(),
-                    always: None,
-                });
+                groups.push(Group { nr, checks: Vec::new(), always: None });
                 groups.len() - 1
             }
         };
         let g = &mut groups[i];
         match e.when {
             Cond::Always if g.always.is_some() => {
-                return Err(SeccompError::BadTable(format!(
-                    "{}: two unconditional entries",
-                    e.syscall
-                )))
+                return Err(SeccompError::BadTable(format!("{}: two unconditional entries", e.syscall)))
             }
             Cond::Always => g.always = Some(e),
             _ => g.checks.push(e),
@@ -352,18 +315,10 @@ fn emit_check(out: &mut Vec<Insn>, e: &Entry) -> Result<(), SeccompError> {
     let (arg, set) = match e.when {
         Cond::ArgAnyBit { arg, bits } => (arg, bits),
         Cond::ArgIn { arg, values } | Cond::ArgNotIn { arg, values } => (arg, values),
-        _ => {
-            return Err(SeccompError::BadTable(format!(
-                "{}: not an argument check",
-                e.syscall
-            )))
-        }
+        _ => return Err(SeccompError::BadTable(format!("{}: not an argument check", e.syscall))),
     };
     if arg > 5 || set.is_empty() {
-        return Err(SeccompError::BadTable(format!(
-            "{}: bad argument index or empty set",
-            e.syscall
-        )));
+        return Err(SeccompError::BadTable(format!("{}: bad argument index or empty set", e.syscall)));
     }
     // Low 32 bits of args[arg] (little-endian): what the kernel reads for int arguments.
     out.push(stmt(LD_ABS, OFF_ARGS + 8 * u32::from(arg)));
@@ -376,11 +331,7 @@ fn emit_check(out: &mut Vec<Insn>, e: &Entry) -> Result<(), SeccompError> {
         // Any hit jumps to the `ret` after the n compares; the last miss skips it.
         Cond::ArgIn { .. } => {
             for (i, v) in set.iter().enumerate() {
-                let (jt, jf) = if i + 1 == n {
-                    (0, 1)
-                } else {
-                    (short(n - 1 - i)?, 0)
-                };
+                let (jt, jf) = if i + 1 == n { (0, 1) } else { (short(n - 1 - i)?, 0) };
                 out.push(jump(JEQ, v.value, jt, jf));
             }
         }
@@ -401,19 +352,10 @@ fn compile(entries: &[Entry], arch: &Arch) -> Result<Vec<Insn>, SeccompError> {
     let x32 = ret_value(abi_action(entries, Cond::X32)?)?;
     let groups = group(entries)?;
 
-    let mut prog = vec![
-        stmt(LD_ABS, OFF_ARCH),
-        jump(JEQ, arch.audit, 1, 0),
-        stmt(RET, foreign),
-        stmt(LD_ABS, OFF_NR),
-    ];
+    let mut prog = vec![stmt(LD_ABS, OFF_ARCH), jump(JEQ, arch.audit, 1, 0), stmt(RET, foreign), stmt(LD_ABS, OFF_NR)];
     if arch.x32 {
         // -1 is left to the kernel (ENOSYS): tracers and probes use it.
-        prog.extend([
-            jump(JGE, X32_SYSCALL_BIT, 0, 2),
-            jump(JEQ, u32::MAX, 1, 0),
-            stmt(RET, x32),
-        ]);
+        prog.extend([jump(JGE, X32_SYSCALL_BIT, 0, 2), jump(JEQ, u32::MAX, 1, 0), stmt(RET, x32)]);
     }
 
     for g in groups.iter().filter(|g| !g.checks.is_empty()) {
@@ -431,11 +373,8 @@ fn compile(entries: &[Entry], arch: &Arch) -> Result<Vec<Insn>, SeccompError> {
     }
 
     // Plainly refused calls: one compare each, jumping to a shared `ret`.
-    let plain: Vec<(u32, Action)> = groups
-        .iter()
-        .filter(|g| g.checks.is_empty())
-        .filter_map(|g| g.always.map(|e| (g.nr, e.action)))
-        .collect();
+    let plain: Vec<(u32, Action)> =
+        groups.iter().filter(|g| g.checks.is_empty()).filter_map(|g| g.always.map(|e| (g.nr, e.action))).collect();
     let mut rets: Vec<Action> = Vec::new();
     for &(_, a) in &plain {
         if !rets.contains(&a) {
@@ -477,9 +416,7 @@ impl fmt::Display for Cond {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cond::Always => f.write_str("always"),
-            Cond::ForeignArch => {
-                f.write_str("any call through a non-native ABI (i386 int 0x80, arm32)")
-            }
+            Cond::ForeignArch => f.write_str("any call through a non-native ABI (i386 int 0x80, arm32)"),
             Cond::X32 => f.write_str("syscall number has bit 0x40000000 (x32 ABI), except -1"),
             Cond::ArgAnyBit { arg, bits } => {
                 write!(f, "arg{arg} (low 32 bits) has any of {}", join(bits, "|"))
@@ -488,11 +425,7 @@ impl fmt::Display for Cond {
                 write!(f, "arg{arg} (low 32 bits) is {}", join(values, " or "))
             }
             Cond::ArgNotIn { arg, values } => {
-                write!(
-                    f,
-                    "arg{arg} (low 32 bits) is none of {}",
-                    join(values, ", ")
-                )
+                write!(f, "arg{arg} (low 32 bits) is none of {}", join(values, ", "))
             }
         }
     }
@@ -500,11 +433,7 @@ impl fmt::Display for Cond {
 
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} [{}] -> {}: {}",
-            self.syscall, self.when, self.action, self.reason
-        )
+        write!(f, "{} [{}] -> {}: {}", self.syscall, self.when, self.action, self.reason)
     }
 }
 
@@ -542,12 +471,11 @@ mod tests {
         // `_exit`, never returning into the test harness.
         match unsafe { fork() }.expect("fork") {
             ForkResult::Child => {
-                let code =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match filter {
-                        Some(fl) if fl.install().is_err() => 251,
-                        _ => f(),
-                    }))
-                    .unwrap_or(250);
+                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match filter {
+                    Some(fl) if fl.install().is_err() => 251,
+                    _ => f(),
+                }))
+                .unwrap_or(250);
                 // SAFETY: ends the forked child without running the parent's destructors.
                 unsafe { libc::_exit(code) }
             }
@@ -564,9 +492,7 @@ mod tests {
         if ret >= 0 {
             return 0;
         }
-        io::Error::last_os_error()
-            .raw_os_error()
-            .map_or(249, |e| e.min(247))
+        io::Error::last_os_error().raw_os_error().map_or(249, |e| e.min(247))
     }
 
     /// `rc(syscall(nr, args...))`.
@@ -609,8 +535,7 @@ mod tests {
     fn raw_clone(flags: u64) -> i32 {
         // SAFETY: without CLONE_VM and with a null stack, clone behaves like
         // fork; the new process only calls _exit.
-        let pid =
-            unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0, 0, 0, 0) };
+        let pid = unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0, 0, 0, 0) };
         if pid == 0 {
             // SAFETY: leaves the cloned process at once.
             unsafe { libc::_exit(0) }
@@ -643,22 +568,10 @@ mod tests {
 
     macro_rules! probe {
         ($sys:literal, $what:literal, $expect:expr, $run:expr) => {
-            Probe {
-                syscall: $sys,
-                what: $what,
-                expect: $expect,
-                host_may_deny: false,
-                run: $run,
-            }
+            Probe { syscall: $sys, what: $what, expect: $expect, host_may_deny: false, run: $run }
         };
         ($sys:literal, $what:literal, $expect:expr, host_may_deny, $run:expr) => {
-            Probe {
-                syscall: $sys,
-                what: $what,
-                expect: $expect,
-                host_may_deny: true,
-                run: $run,
-            }
+            Probe { syscall: $sys, what: $what, expect: $expect, host_may_deny: true, run: $run }
         };
     }
 
@@ -787,20 +700,11 @@ mod tests {
             let filtered = in_child(Some(&filter), p.run);
             let refusal_by_table = p.expect != OK && listed(p.syscall);
             if filtered != p.expect {
-                failures.push(format!(
-                    "{} ({}): got {filtered:?}, want {:?}",
-                    p.syscall, p.what, p.expect
-                ));
+                failures.push(format!("{} ({}): got {filtered:?}, want {:?}", p.syscall, p.what, p.expect));
             } else if refusal_by_table && control == p.expect && !p.host_may_deny {
-                failures.push(format!(
-                    "{} ({}): control already gives {control:?}",
-                    p.syscall, p.what
-                ));
+                failures.push(format!("{} ({}): control already gives {control:?}", p.syscall, p.what));
             } else if refusal_by_table && control == p.expect {
-                println!(
-                    "note: {} ({}) is refused by this host even without the filter",
-                    p.syscall, p.what
-                );
+                println!("note: {} ({}) is refused by this host even without the filter", p.syscall, p.what);
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -814,9 +718,7 @@ mod tests {
                 continue; // not on this architecture
             }
             assert!(
-                probes
-                    .iter()
-                    .any(|p| p.syscall == e.syscall && p.expect == outcome_of(e.action)),
+                probes.iter().any(|p| p.syscall == e.syscall && p.expect == outcome_of(e.action)),
                 "no probe for {e}"
             );
         }
@@ -828,9 +730,7 @@ mod tests {
         for (i, e) in t.iter().enumerate() {
             assert!(!e.reason.trim().is_empty(), "{}: empty reason", e.syscall);
             if e.when == Cond::Always {
-                let dup = t[..i]
-                    .iter()
-                    .any(|o| o.syscall == e.syscall && o.when == Cond::Always);
+                let dup = t[..i].iter().any(|o| o.syscall == e.syscall && o.when == Cond::Always);
                 assert!(!dup, "{}: duplicate unconditional entry", e.syscall);
             }
             if e.syscall != "*" {
@@ -848,45 +748,22 @@ mod tests {
     fn compile_rejects_bad_tables() {
         let arch = native_arch().expect("arch");
         let abi = &table()[..2];
-        let ptrace = Entry {
-            syscall: "ptrace",
-            when: Cond::Always,
-            action: Action::Errno(1),
-            reason: "r",
-        };
+        let ptrace = Entry { syscall: "ptrace", when: Cond::Always, action: Action::Errno(1), reason: "r" };
         let mut dup = abi.to_vec();
         dup.extend([ptrace, ptrace]);
-        assert!(matches!(
-            compile(&dup, &arch),
-            Err(SeccompError::BadTable(_))
-        ));
+        assert!(matches!(compile(&dup, &arch), Err(SeccompError::BadTable(_))));
         let mut typo = abi.to_vec();
-        typo.push(Entry {
-            syscall: "ptrcae",
-            ..ptrace
-        });
-        assert!(matches!(
-            compile(&typo, &arch),
-            Err(SeccompError::UnknownSyscall(_))
-        ));
+        typo.push(Entry { syscall: "ptrcae", ..ptrace });
+        assert!(matches!(compile(&typo, &arch), Err(SeccompError::UnknownSyscall(_))));
         let mut no_reason = abi.to_vec();
-        no_reason.push(Entry {
-            reason: " ",
-            ..ptrace
-        });
+        no_reason.push(Entry { reason: " ", ..ptrace });
         assert!(compile(&no_reason, &arch).is_err());
-        assert!(
-            compile(&[ptrace], &arch).is_err(),
-            "the ABI entries are required"
-        );
+        assert!(compile(&[ptrace], &arch).is_err(), "the ABI entries are required");
     }
 
     #[test]
     fn install_refuses_an_empty_program() {
-        assert!(matches!(
-            Filter { prog: Vec::new() }.install(),
-            Err(SeccompError::Empty)
-        ));
+        assert!(matches!(Filter { prog: Vec::new() }.install(), Err(SeccompError::Empty)));
     }
 
     /// The kernel's `seccomp_is_const_allow`: does `nr` reach ALLOW with only
@@ -921,28 +798,14 @@ mod tests {
     fn only_listed_syscalls_run_the_filter() {
         let arch = native_arch().expect("arch");
         let filter = build().expect("build");
-        let listed: Vec<u32> = table()
-            .iter()
-            .filter_map(|e| table::number(e.syscall).ok().flatten())
-            .collect();
+        let listed: Vec<u32> = table().iter().filter_map(|e| table::number(e.syscall).ok().flatten()).collect();
         for nr in 0..1024 {
-            assert_eq!(
-                cached_allow(&filter.prog, arch.audit, nr),
-                !listed.contains(&nr),
-                "nr {nr}"
-            );
+            assert_eq!(cached_allow(&filter.prog, arch.audit, nr), !listed.contains(&nr), "nr {nr}");
         }
         if arch.x32 {
-            assert!(!cached_allow(
-                &filter.prog,
-                arch.audit,
-                X32_SYSCALL_BIT | 39
-            ));
+            assert!(!cached_allow(&filter.prog, arch.audit, X32_SYSCALL_BIT | 39));
         }
-        assert!(
-            !cached_allow(&filter.prog, 0x4000_0003, 39),
-            "i386 must not be allowed"
-        );
+        assert!(!cached_allow(&filter.prog, 0x4000_0003, 39), "i386 must not be allowed");
     }
 
     #[test]
@@ -970,8 +833,7 @@ mod tests {
             match unsafe { fork() } {
                 // SAFETY: leaves the grandchild at once.
                 Ok(ForkResult::Child) => unsafe { libc::_exit(7) },
-                Ok(ForkResult::Parent { child })
-                    if matches!(waitpid(child, None), Ok(WaitStatus::Exited(_, 7))) => {}
+                Ok(ForkResult::Parent { child }) if matches!(waitpid(child, None), Ok(WaitStatus::Exited(_, 7))) => {}
                 _ => return 10,
             }
             // pthread_create tries clone3 first and falls back to clone on ENOSYS.
@@ -992,10 +854,7 @@ mod tests {
     fn x32_numbers_kill() {
         let filter = build().expect("build");
         let x32_getpid = || sys!(X32_SYSCALL_BIT as libc::c_long | libc::SYS_getpid);
-        println!(
-            "x32 getpid without the filter: {:?}",
-            in_child(None, x32_getpid)
-        );
+        println!("x32 getpid without the filter: {:?}", in_child(None, x32_getpid));
         assert_eq!(in_child(Some(&filter), x32_getpid), SIGSYS);
     }
 
@@ -1049,12 +908,7 @@ mod tests {
                     sys!(libc::SYS_getpid);
                 });
                 let ioctl = per_call(100_000, || {
-                    sys!(
-                        libc::SYS_ioctl,
-                        rd,
-                        libc::FIONREAD,
-                        &mut avail as *mut libc::c_int
-                    );
+                    sys!(libc::SYS_ioctl, rd, libc::FIONREAD, &mut avail as *mut libc::c_int);
                 });
                 [getpid, ioctl]
             };

@@ -69,7 +69,8 @@ impl Sandbox {
         let ops = mountplan::resolve(plan, opts.tty, id.idmap)?;
 
         // 3. The seccomp filter, compiled before the clone (it is data).
-        let filter = seccomp::build().map_err(|e| SandboxError::Unavailable { layer: "seccomp", reason: e.to_string() })?;
+        let filter =
+            seccomp::build().map_err(|e| SandboxError::Unavailable { layer: "seccomp", reason: e.to_string() })?;
 
         // 4. Limits: cgroups where we can, rlimits as the last resort; a CPU
         //    limit has no rlimit equivalent, so it needs a cgroup or consent.
@@ -104,13 +105,8 @@ impl Sandbox {
         };
 
         // 6. The control channel to init.
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| SandboxError::host("socketpair")(e.into()))?;
+        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| SandboxError::host("socketpair")(e.into()))?;
 
         // 7. Clone init into new user, mount, pid, net, ipc and uts
         //    namespaces (cgroup namespace: init unshares it once it is in
@@ -196,7 +192,8 @@ impl Sandbox {
             cwd: spec.cwd.clone().unwrap_or_else(|| self.plan.workspace.clone()).to_string_lossy().into_owned(),
             tty: spec.tty,
         };
-        let pipes = if spec.tty.is_some() { None } else { Some(pump::Pipes::new().map_err(SandboxError::host("pipe"))?) };
+        let pipes =
+            if spec.tty.is_some() { None } else { Some(pump::Pipes::new().map_err(SandboxError::host("pipe"))?) };
         let fds: Vec<RawFd> = pipes.as_ref().map(|p| p.child_ends()).unwrap_or_default();
         proto::send(self.ctl.as_fd(), &req, &fds).map_err(|e| SandboxError::Gone(e.to_string()))?;
         let (pipes, master) = match pipes {
@@ -280,7 +277,8 @@ fn identity(plan: &Plan) -> Result<Identity, SandboxError> {
     if euid != 0 {
         return Ok(Identity { uid: euid, gid: egid, unprivileged: true, idmap: false });
     }
-    let meta = std::fs::metadata(&plan.workspace).map_err(SandboxError::host(format!("workspace {}", plan.workspace.display())))?;
+    let meta = std::fs::metadata(&plan.workspace)
+        .map_err(SandboxError::host(format!("workspace {}", plan.workspace.display())))?;
     if meta.uid() != 0 {
         // Host root on someone's workspace: the sandbox acts as its owner.
         return Ok(Identity { uid: meta.uid(), gid: meta.gid(), unprivileged: false, idmap: false });
@@ -313,16 +311,22 @@ fn idmapped_trees(pid: Pid, ops: &[MountOp]) -> Result<Vec<OwnedFd>, SandboxErro
     if paths.is_empty() {
         return Ok(Vec::new());
     }
-    let userns = std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(SandboxError::host("open init's user namespace"))?;
+    let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
+        .map_err(SandboxError::host("open init's user namespace"))?;
     paths
         .into_iter()
         .map(|p| {
             let tree = sys::open_tree_clone(p).map_err(SandboxError::host(format!("open_tree {}", p.display())))?;
-            sys::mount_setattr(tree.as_raw_fd(), std::path::Path::new(""), sys::MOUNT_ATTR_IDMAP, Some(userns.as_raw_fd()))
-                .map_err(|e| SandboxError::Unavailable {
-                    layer: "idmapped mounts",
-                    reason: format!("{}: {e} (the sandbox cannot own root-owned files without them)", p.display()),
-                })?;
+            sys::mount_setattr(
+                tree.as_raw_fd(),
+                std::path::Path::new(""),
+                sys::MOUNT_ATTR_IDMAP,
+                Some(userns.as_raw_fd()),
+            )
+            .map_err(|e| SandboxError::Unavailable {
+                layer: "idmapped mounts",
+                reason: format!("{}: {e} (the sandbox cannot own root-owned files without them)", p.display()),
+            })?;
             Ok(tree)
         })
         .collect()

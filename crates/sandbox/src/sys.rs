@@ -37,14 +37,7 @@ pub fn clone_namespaces(flags: libc::c_int) -> io::Result<Forked> {
     // fork(): the child gets a private copy of the address space and resumes
     // here with return value 0. All pointer arguments are null, as fork uses.
     let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
+        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
     };
     match check(ret)? {
         0 => Ok(Forked::Child),
@@ -72,12 +65,7 @@ struct MountAttr {
 /// Set attributes on the mount at `path` (or on `dirfd` itself when `path` is empty).
 pub fn mount_setattr(dirfd: RawFd, path: &Path, set: u64, userns_fd: Option<RawFd>) -> io::Result<()> {
     let c = cstr(path)?;
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns_fd.map_or(0, |fd| fd as u64),
-    };
+    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: userns_fd.map_or(0, |fd| fd as u64) };
     let flags = if path.as_os_str().is_empty() { libc::AT_EMPTY_PATH } else { 0 };
     // SAFETY: `c` is a valid NUL-terminated string and `attr` a properly laid
     // out `struct mount_attr` that outlives the call; the size passed matches.
@@ -119,14 +107,7 @@ pub fn move_mount_fd(fd: RawFd, to: &Path) -> io::Result<()> {
     let empty = c"";
     // SAFETY: both strings are valid C strings living across the call.
     let ret = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            fd,
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
+        libc::syscall(libc::SYS_move_mount, fd, empty.as_ptr(), libc::AT_FDCWD, to.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
     };
     check(ret).map(drop)
 }

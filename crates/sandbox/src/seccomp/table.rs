@@ -24,16 +24,10 @@ use Cond::{Always, ArgAnyBit, ArgIn, ArgNotIn, ForeignArch, X32};
 /// `Named { value: libc::X as u32, name: "X" }`.
 macro_rules! n {
     ($c:ident) => {
-        Named {
-            value: libc::$c as u32,
-            name: stringify!($c),
-        }
+        Named { value: libc::$c as u32, name: stringify!($c) }
     };
     ($v:literal, $name:literal) => {
-        Named {
-            value: $v,
-            name: $name,
-        }
+        Named { value: $v, name: $name }
     };
 }
 
@@ -72,12 +66,7 @@ const MOUNT_REASON: &str =
     "changes the mount table: could uncover or make writable what the mount plan hid or made read-only";
 
 const fn e(syscall: &'static str, when: Cond, action: Action, reason: &'static str) -> Entry {
-    Entry {
-        syscall,
-        when,
-        action,
-        reason,
-    }
+    Entry { syscall, when, action, reason }
 }
 
 /// The table. See the module comment for its rules.
@@ -228,9 +217,7 @@ pub(super) fn number(name: &str) -> Result<Option<u32>, SeccompError> {
         "ioperm" | "iopl" | "uselib" => return Ok(None),
         _ => return Err(SeccompError::UnknownSyscall(name.to_owned())),
     };
-    u32::try_from(nr)
-        .map(Some)
-        .map_err(|_| SeccompError::UnknownSyscall(name.to_owned()))
+    u32::try_from(nr).map(Some).map_err(|_| SeccompError::UnknownSyscall(name.to_owned()))
 }
 
 /// No syscall numbers on architectures the table was not written for.
