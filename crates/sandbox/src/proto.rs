@@ -100,8 +100,22 @@ pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> io::R
 
 /// Receive one message and its descriptors. `Ok(None)` on end of stream.
 pub fn recv<T: for<'de> Deserialize<'de>>(sock: BorrowedFd<'_>) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
+    // Peek at the packet's real size first (MSG_TRUNC reports it for
+    // SEQPACKET) so that small replies do not cost a large zeroed buffer.
+    let size = loop {
+        let mut probe = [0u8; 1];
+        let mut iov = [IoSliceMut::new(&mut probe)];
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(msg) => break msg.bytes,
+        }
+    };
+    if size == 0 {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; size.min(MAX_MESSAGE)];
+    let mut space = nix::cmsg_space!([RawFd; 16]);
     let (len, fds, truncated) = loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
         match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {

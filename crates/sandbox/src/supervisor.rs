@@ -74,27 +74,7 @@ impl Sandbox {
 
         // 4. Limits: cgroups where we can, rlimits as the last resort; a CPU
         //    limit has no rlimit equivalent, so it needs a cgroup or consent.
-        let support = cgroup::detect();
-        cgroup::sweep_stale(&support);
-        let name = format!("{}-{}", std::process::id(), unique());
-        let needs_cgroup = plan.limits.memory.is_some() || plan.limits.pids.is_some() || plan.limits.cpus.is_some();
-        // Moving a process into a cgroup waits for an RCU grace period on
-        // kernels without favordynmods (~7 ms here): only pay it for limits.
-        let cg = match needs_cgroup.then(|| Cgroup::create(&support, &name, &plan.limits)).transpose() {
-            Ok(cg) => cg.flatten(),
-            Err(e) if allow("cgroups") => {
-                let _ = e;
-                None
-            }
-            Err(e) => return Err(SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() }),
-        };
-        let mechanism = if cg.is_some() { support.mechanism() } else { Mechanism::Rlimit };
-        if cg.is_none() && plan.limits.cpus.is_some() && !allow("cgroups") {
-            return Err(SandboxError::Unavailable {
-                layer: "cgroups",
-                reason: "a cpus limit needs a writable cgroup (none here); policy [sandbox] allow_missing = [\"cgroups\"] accepts that".into(),
-            });
-        }
+        let (cg, mechanism) = limits(plan)?;
         let rlimits = cgroup::rlimits(&plan.limits, mechanism);
 
         // 5. A watcher outside the sandbox removes the cgroups even if we are
@@ -264,6 +244,30 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.teardown();
+    }
+}
+
+/// Create the sandbox's cgroups when a limit needs one. Moving a process
+/// into a cgroup waits for an RCU grace period on kernels whose cgroup
+/// hierarchy lacks `favordynmods` (~7 ms here), so no limit, no cgroup.
+fn limits(plan: &Plan) -> Result<(Option<Cgroup>, Mechanism), SandboxError> {
+    let l = &plan.limits;
+    if l.memory.is_none() && l.pids.is_none() && l.cpus.is_none() {
+        return Ok((None, Mechanism::Rlimit));
+    }
+    let accepted = plan.allow_missing.iter().any(|m| m == "cgroups");
+    let support = cgroup::detect();
+    cgroup::sweep_stale(&support);
+    let name = format!("{}-{}", std::process::id(), unique());
+    match Cgroup::create(&support, &name, l) {
+        Ok(Some(cg)) => Ok((Some(cg), support.mechanism())),
+        Ok(None) if l.cpus.is_some() && !accepted => Err(SandboxError::Unavailable {
+            layer: "cgroups",
+            reason: "a cpus limit needs a writable cgroup (none here); policy [sandbox] allow_missing = [\"cgroups\"] accepts that".into(),
+        }),
+        Ok(None) => Ok((None, Mechanism::Rlimit)),
+        Err(_) if accepted => Ok((None, Mechanism::Rlimit)),
+        Err(e) => Err(SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() }),
     }
 }
 
