@@ -8,19 +8,16 @@
 use crate::mountplan::MountOp;
 use crate::proto::{self, Reply, Request};
 use crate::seccomp::Filter;
-use crate::{caps, landlock, rootfs, sys, StepError};
+use crate::{caps, landlock, rootfs, spawn, sys, StepError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{dup2, fork, setsid, ForkResult, Pid};
+use nix::unistd::{dup2, setsid, Pid};
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 /// Everything init needs, prepared by the supervisor before the clone.
 pub struct InitConfig<'a> {
@@ -52,8 +49,11 @@ pub fn run(cfg: &InitConfig<'_>, ctl: OwnedFd) -> ! {
             sys::exit_now(code)
         }
         Err(e) => {
-            let reply =
-                Reply::SetupFailed { step: e.step.to_string(), detail: format!("{}: {}", e.path.display(), e.source) };
+            let detail = match e.path.as_os_str().is_empty() {
+                true => e.source.to_string(),
+                false => format!("{}: {}", e.path.display(), e.source),
+            };
+            let reply = Reply::SetupFailed { step: e.step.to_string(), detail };
             let _ = proto::send(ctl.as_fd(), &reply, &[]);
             sys::exit_now(1)
         }
@@ -231,7 +231,7 @@ fn handle(ctl: &OwnedFd, req: Request, fds: Vec<OwnedFd>, running: &mut HashMap<
     }
 }
 
-/// Fork and exec one command. Returns its pid and, with a tty, the pty master.
+/// Start one command. Returns its pid and, with a tty, the pty master.
 fn start(
     argv: &[String],
     env: &[(String, String)],
@@ -239,13 +239,6 @@ fn start(
     tty: Option<(u16, u16)>,
     fds: Vec<OwnedFd>,
 ) -> io::Result<(Pid, Option<OwnedFd>)> {
-    let prog = argv.first().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let to_c = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
-    let c_argv = argv.iter().map(|a| to_c(a)).collect::<io::Result<Vec<_>>>()?;
-    let c_env = env.iter().map(|(k, v)| to_c(&format!("{k}={v}"))).collect::<io::Result<Vec<_>>>()?;
-    let path = env.iter().find(|(k, _)| k == "PATH").map_or(clawcage_policy::DEFAULT_PATH, |(_, v)| v.as_str());
-    let candidates = candidates(prog, path)?;
-    let c_cwd = to_c(cwd)?;
     let (master, stdio): (Option<OwnedFd>, Vec<OwnedFd>) = match tty {
         Some((rows, cols)) => {
             let (m, s) = open_pty(rows, cols)?;
@@ -254,93 +247,10 @@ fn start(
         None if fds.len() == 3 => (None, fds),
         None => return Err(io::Error::new(io::ErrorKind::InvalidInput, "exec needs three descriptors")),
     };
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    // SAFETY: init is single-threaded, so the child may allocate and run
-    // ordinary code until it execs.
-    match unsafe { fork() }? {
-        ForkResult::Child => {
-            drop(err_r);
-            let errno = child_exec(&stdio, &c_cwd, &candidates, &c_argv, &c_env);
-            let _ = std::fs::File::from(err_w).write_all(&errno.to_ne_bytes());
-            sys::exit_now(127)
-        }
-        ForkResult::Parent { child } => {
-            drop(err_w);
-            drop(stdio);
-            let mut buf = [0u8; 4];
-            let mut f = std::fs::File::from(err_r);
-            match f.read(&mut buf) {
-                Ok(4) => {
-                    let _ = waitpid(child, None);
-                    Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)))
-                }
-                _ => Ok((child, master)),
-            }
-        }
-    }
-}
-
-/// PATH lookup as a shell does it, using the command's own PATH.
-fn candidates(prog: &str, path: &str) -> io::Result<Vec<CString>> {
-    let to_c =
-        |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
-    if prog.contains('/') {
-        return Ok(vec![to_c(Path::new(prog))?]);
-    }
-    path.split(':').filter(|d| !d.is_empty()).map(|d| to_c(&Path::new(d).join(prog))).collect()
-}
-
-/// In the forked child: session, stdio, cwd, signals, exec. Returns errno on failure.
-fn child_exec(stdio: &[OwnedFd], cwd: &CString, candidates: &[CString], argv: &[CString], env: &[CString]) -> i32 {
-    let errno = |e: io::Error| e.raw_os_error().unwrap_or(libc::EIO);
-    if SigSet::all().thread_unblock().is_err() {
-        return libc::EIO;
-    }
-    if setsid().is_err() {
-        return libc::EPERM;
-    }
-    if let [pty] = stdio {
-        if let Err(e) = sys::set_controlling_tty(pty.as_raw_fd()) {
-            return errno(e);
-        }
-        for fd in 0..3 {
-            if dup2(pty.as_raw_fd(), fd).is_err() {
-                return libc::EBADF;
-            }
-        }
-    } else {
-        // Move all three above 2 first so that dup2 cannot clobber a source.
-        let mut high = Vec::new();
-        for fd in stdio {
-            // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own.
-            let d = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
-            if d < 0 {
-                return libc::EBADF;
-            }
-            high.push(d);
-        }
-        for (target, src) in high.iter().enumerate() {
-            if dup2(*src, target as RawFd).is_err() {
-                return libc::EBADF;
-            }
-        }
-    }
-    // SAFETY: chdir with a valid C string.
-    if unsafe { libc::chdir(cwd.as_ptr()) } != 0 {
-        return errno(io::Error::last_os_error());
-    }
-    let mut last = libc::ENOENT;
-    for c in candidates {
-        let e = errno(sys::execve(c, argv, env));
-        // Keep the most telling error, as shells do: EACCES beats ENOENT.
-        if e != libc::ENOENT || last == libc::ENOENT {
-            last = e;
-        }
-        if e != libc::ENOENT && e != libc::EACCES && e != libc::ENOTDIR {
-            break;
-        }
-    }
-    last
+    let raw = |i: usize| stdio[i.min(stdio.len() - 1)].as_raw_fd();
+    let prepared = spawn::Prepared::new(argv, env, cwd, [raw(0), raw(1), raw(2)], tty.is_some())?;
+    let pid = spawn::spawn(&prepared)?;
+    Ok((Pid::from_raw(pid), master))
 }
 
 /// Open a pty pair in the sandbox's own devpts.

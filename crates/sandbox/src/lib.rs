@@ -18,6 +18,7 @@ pub mod proto;
 pub mod pump;
 mod rootfs;
 pub mod seccomp;
+mod spawn;
 mod supervisor;
 mod sys;
 

@@ -208,24 +208,6 @@ pub fn get_winsize(fd: RawFd) -> io::Result<libc::winsize> {
     Ok(ws)
 }
 
-/// Make `fd` the controlling terminal of the calling session leader.
-pub fn set_controlling_tty(fd: RawFd) -> io::Result<()> {
-    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal).
-    check(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } as libc::c_long).map(drop)
-}
-
-/// `execve(2)`; returns only on failure.
-pub fn execve(path: &CString, argv: &[CString], envp: &[CString]) -> io::Error {
-    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
-    e.push(std::ptr::null());
-    // SAFETY: path, argv and envp are NUL-terminated strings in NULL-terminated
-    // arrays that outlive the call; execve only returns on error.
-    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
-    io::Error::last_os_error()
-}
-
 /// Zero this process's original argv and environment strings, which the
 /// kernel exposes as /proc/PID/cmdline and /proc/PID/environ, and write
 /// `name` where argv was. Init is a fork of the supervisor: without this, the
