@@ -90,7 +90,7 @@ fn policy_check(file: &Path) -> Result<ExitCode> {
 }
 
 fn doctor() -> Result<ExitCode> {
-    let report = clawcage_sandbox::probe::report();
+    let report = clawcage_doctor::report();
     print!("{report}");
     Ok(if report.default_enforceable { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

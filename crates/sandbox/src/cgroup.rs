@@ -299,7 +299,7 @@ impl Cgroup {
         kill_groups(&self.groups);
     }
 
-    /// The group directories (for a watcher that cleans up with [`cleanup_paths`]).
+    /// The group directories, one per hierarchy.
     pub fn paths(&self) -> Vec<PathBuf> {
         self.groups.clone()
     }
@@ -310,10 +310,15 @@ impl Cgroup {
     }
 }
 
-/// Like [`Cgroup::destroy`], from bare paths, ignoring errors: for a watcher process that
-/// outlives a SIGKILLed supervisor.
-pub fn cleanup_paths(paths: &[PathBuf]) {
-    let _ = remove_groups(paths);
+/// Kill and remove every `clawcage-<owner>-*` group (the owner, a supervisor,
+/// died without cleaning up). Used by the supervisor's watcher process.
+pub fn remove_owned_by(support: &Support, owner: i32) {
+    let prefix = format!("{PREFIX}{owner}-");
+    let bases = support.trees.iter().filter(|t| t.writable);
+    let entries = bases.flat_map(|t| fs::read_dir(&t.base)).flatten().flatten();
+    let groups: Vec<PathBuf> =
+        entries.filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix))).map(|e| e.path()).collect();
+    let _ = remove_groups(&groups);
 }
 
 /// Removes leftover `clawcage-<pid>-*` groups that are empty and whose owner `<pid>` (in our
@@ -704,7 +709,7 @@ mod tests {
         cg.add_pid(pid.as_raw()).unwrap();
         go(tx);
         let paths = cg.paths();
-        cleanup_paths(&paths);
+        let _ = remove_groups(&paths);
         assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Signaled(pid, Signal::SIGKILL, false));
         assert!(paths.iter().all(|p| !p.exists()));
     }

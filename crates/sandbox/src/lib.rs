@@ -13,7 +13,6 @@ pub mod cgroup;
 mod init;
 pub mod landlock;
 pub mod mountplan;
-pub mod probe;
 pub mod proto;
 pub mod pump;
 mod rootfs;

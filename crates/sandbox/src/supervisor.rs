@@ -37,8 +37,6 @@ pub struct Sandbox {
     ctl: OwnedFd,
     cgroup: Option<Cgroup>,
     mechanism: Mechanism,
-    /// Write end of the watcher's pipe; closing it (or our death) wakes it.
-    watcher: Option<(Pid, OwnedFd)>,
     plan: Plan,
     next_id: u64,
     stopped: bool,
@@ -79,10 +77,9 @@ impl Sandbox {
 
         // 5. A watcher outside the sandbox removes the cgroups even if we are
         //    SIGKILLed (the kernel takes care of processes and mounts).
-        let watcher = match &cg {
-            Some(cg) => Some(spawn_watcher(cg.paths())?),
-            None => None,
-        };
+        if cg.is_some() {
+            ensure_watcher()?;
+        }
 
         // 6. The control channel to init.
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
@@ -110,16 +107,8 @@ impl Sandbox {
             sys::Forked::Parent(pid) => Pid::from_raw(pid),
         };
         drop(theirs);
-        let sb = Sandbox {
-            init: pid,
-            ctl: ours,
-            cgroup: cg,
-            mechanism,
-            watcher,
-            plan: plan.clone(),
-            next_id: 1,
-            stopped: false,
-        };
+        let sb =
+            Sandbox { init: pid, ctl: ours, cgroup: cg, mechanism, plan: plan.clone(), next_id: 1, stopped: false };
 
         // 8. From outside: cgroups, then the uid/gid maps, then the idmapped
         //    workspace trees (they need init's user namespace), then release init.
@@ -229,15 +218,10 @@ impl Sandbox {
         // Killing pid 1 of a pid namespace kills every process in it.
         let _ = kill(self.init, Signal::SIGKILL);
         let _ = waitpid(self.init, None);
-        let result = match self.cgroup.take() {
+        match self.cgroup.take() {
             Some(cg) => cg.destroy().map_err(|e| SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() }),
             None => Ok(()),
-        };
-        if let Some((pid, pipe)) = self.watcher.take() {
-            drop(pipe);
-            let _ = waitpid(pid, None);
         }
-        result
     }
 }
 
@@ -336,8 +320,17 @@ fn idmapped_trees(pid: Pid, ops: &[MountOp]) -> Result<Vec<OwnedFd>, SandboxErro
         .collect()
 }
 
-/// Fork a process that outlives us long enough to remove the cgroups.
-fn spawn_watcher(paths: Vec<PathBuf>) -> Result<(Pid, OwnedFd), SandboxError> {
+/// Write end of the watcher's pipe, held for the life of this process.
+static WATCHER: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// Fork, once per supervisor process, a watcher that outlives us: when our
+/// end of its pipe closes (we exited or were SIGKILLed) it removes every
+/// cgroup we still own. Normal stops remove their own groups first.
+fn ensure_watcher() -> Result<(), SandboxError> {
+    if WATCHER.get().is_some() {
+        return Ok(());
+    }
+    let owner = std::process::id() as i32;
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::host("pipe")(e.into()))?;
     // SAFETY: the supervisor is single-threaded (documented on start()).
     match unsafe { fork() }.map_err(|e| SandboxError::host("fork watcher")(e.into()))? {
@@ -351,11 +344,18 @@ fn spawn_watcher(paths: Vec<PathBuf>) -> Result<(Pid, OwnedFd), SandboxError> {
             }
             let _ = sys::close_all_except(r.as_raw_fd());
             let mut buf = [0u8; 1];
-            // Returns on EOF: the supervisor stopped the sandbox or died.
-            let _ = nix::unistd::read(r.as_raw_fd(), &mut buf);
-            cgroup::cleanup_paths(&paths);
+            // Returns on EOF: the supervisor is gone.
+            while let Ok(n) = nix::unistd::read(r.as_raw_fd(), &mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+            cgroup::remove_owned_by(&cgroup::detect(), owner);
             sys::exit_now(0)
         }
-        ForkResult::Parent { child } => Ok((child, w)),
+        ForkResult::Parent { .. } => {
+            let _ = WATCHER.set(w);
+            Ok(())
+        }
     }
 }

@@ -15,7 +15,7 @@ use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, getgid, getuid, ForkResult};
 
-use crate::cgroup::{self, Mechanism};
+use clawcage_sandbox::cgroup::{self, Mechanism};
 
 /// `landlock_create_ruleset` flag: return the highest supported ABI version.
 const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
