@@ -28,6 +28,8 @@ const UNIFIED: &str = "unified";
 const V1_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 /// Control files that may be absent (no swap accounting); writing them is skipped then.
 const OPTIONAL: [&str; 2] = ["memory.swap.max", "memory.memsw.limit_in_bytes"];
+/// How far `RLIMIT_FSIZE` sits above the disk limit (see [`rlimits`]): one page.
+const FSIZE_SLACK: u64 = 4096;
 /// CFS period for CPU quotas, in microseconds (the kernel default).
 const CPU_PERIOD_US: u64 = 100_000;
 /// How long [`Cgroup::destroy`] waits for the processes to be gone.
@@ -344,15 +346,19 @@ pub fn unique_name() -> String {
     format!("{}-{nanos:x}{seq}", getpid())
 }
 
-/// The rlimits to set in the sandbox: always `RLIMIT_CORE` = 0 and `RLIMIT_FSIZE` = disk;
-/// with [`Mechanism::Rlimit`] also `RLIMIT_AS` = memory and `RLIMIT_NPROC` = pids.
+/// The rlimits to set in the sandbox: always `RLIMIT_CORE` = 0 and `RLIMIT_FSIZE` = disk plus
+/// one page; with [`Mechanism::Rlimit`] also `RLIMIT_AS` = memory and `RLIMIT_NPROC` = pids.
+///
+/// The file-size limit sits one page above the size of the private `/tmp` and `$HOME` so that
+/// filling those ends in a clean `ENOSPC` the program can handle, not in `SIGXFSZ`; in the
+/// workspace (a host directory) the rlimit is what bounds a single file.
 ///
 /// These are weaker than cgroups: `RLIMIT_AS` bounds each process's address space (not the
 /// sandbox's resident memory), `RLIMIT_NPROC` counts all processes of the uid (in its user
 /// namespace), and no rlimit bounds a CPU *rate*, so `cpus` is not enforced (the timeout is).
 pub fn rlimits(limits: &PlanLimits, mech: Mechanism) -> Vec<(Resource, u64)> {
     let mut out = vec![(Resource::RLIMIT_CORE, 0)];
-    out.extend(limits.disk.map(|d| (Resource::RLIMIT_FSIZE, d)));
+    out.extend(limits.disk.map(|d| (Resource::RLIMIT_FSIZE, d.saturating_add(FSIZE_SLACK))));
     if mech == Mechanism::Rlimit {
         out.extend(limits.memory.map(|m| (Resource::RLIMIT_AS, m)));
         out.extend(limits.pids.map(|p| (Resource::RLIMIT_NPROC, p)));
