@@ -9,6 +9,7 @@
 //! ```
 
 pub mod error;
+pub mod event;
 pub mod model;
 pub mod parse;
 pub mod plan;
@@ -17,6 +18,7 @@ pub mod profiles;
 mod values;
 
 pub use error::PolicyError;
+pub use event::{Event, EventSink, SinkError};
 pub use model::*;
 pub use parse::{load_file, parse_str};
 pub use plan::{plan, Bind, Context, Plan, PlanLimits, DEFAULT_PATH, SANDBOX_HOME};

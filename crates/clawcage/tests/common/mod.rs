@@ -220,8 +220,7 @@ pub fn children_of(parent: u32) -> Vec<u32> {
 
 /// Whether `pid` exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
-    proc_status(&pid.to_string())
-        .is_some_and(|s| s.iter().any(|(k, v)| k == "State" && !v.starts_with('Z')))
+    proc_status(&pid.to_string()).is_some_and(|s| s.iter().any(|(k, v)| k == "State" && !v.starts_with('Z')))
 }
 
 /// Directories named `clawcage-<owner>-*` anywhere under /sys/fs/cgroup (every
