@@ -6,6 +6,8 @@
 //! test's processes, even while other tests run sandboxes in parallel.
 //! Durations are bounded only to detect hangs, never asserted otherwise.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
 mod common;
 
 use common::*;

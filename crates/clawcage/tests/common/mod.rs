@@ -292,13 +292,16 @@ pub fn compile_c(dir: &Path, name: &str, src: &str) -> PathBuf {
     binary
 }
 
+/// What a pty reader thread has collected (bytes, at end) and its signal.
+type PtyOutput = std::sync::Arc<(std::sync::Mutex<(Vec<u8>, bool)>, std::sync::Condvar)>;
+
 /// A process running on a fresh pseudo-terminal that the test holds the
 /// master of: what it writes can be read back, and keystrokes typed into it.
 /// The slave is the child's controlling terminal (new session).
 pub struct Pty {
     master: std::fs::File,
     child: Option<std::process::Child>,
-    out: std::sync::Arc<(std::sync::Mutex<(Vec<u8>, bool)>, std::sync::Condvar)>,
+    out: PtyOutput,
 }
 
 /// Bound on every wait in [`Pty`]: generous, it only turns a hang into a failure.
@@ -475,7 +478,7 @@ impl Fixture {
     }
     /// Invoke clawcage as `uid:gid` without privileges (`setpriv`); the
     /// fixture's files are handed to that user before each run.
-    pub fn as_user(mut self, uid: u32, gid: u32) -> Fixture {
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Fixture {
         self.user = Some((uid, gid));
         self
     }
