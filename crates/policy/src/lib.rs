@@ -8,17 +8,21 @@
 //! # Ok::<(), clawcage_policy::PolicyError>(())
 //! ```
 
+pub mod approval;
 pub mod error;
 pub mod event;
+pub mod glob;
 pub mod model;
 pub mod parse;
 pub mod plan;
 mod print;
 pub mod profiles;
+pub mod shell;
 mod values;
 
 pub use error::PolicyError;
 pub use event::{Event, EventSink, SinkError};
+pub use glob::glob_match;
 pub use model::*;
 pub use parse::{load_file, parse_str};
 pub use plan::{plan, Bind, Context, Plan, PlanLimits, DEFAULT_PATH, SANDBOX_HOME};

@@ -23,6 +23,8 @@ pub struct Policy {
     pub env: Env,
     /// Protection layers the operator explicitly accepts running without.
     pub sandbox: SandboxOptions,
+    /// Tool calls that wait for a person's approval.
+    pub approvals: crate::approval::Approvals,
 }
 
 /// A path as written in a policy, before the workspace and home are known.

@@ -5,13 +5,15 @@
 //! The file starts from the named built-in profile (`default` when `extends`
 //! is missing) and then, key by key:
 //! - a **list** in the file (`read`, `write`, `deny`, `protect`, `allow`,
-//!   `pass`, `allow_missing`) **replaces** the profile's list;
+//!   `pass`, `allow_missing`, `commands`, `writes`) **replaces** the profile's list;
 //! - a **scalar** (`changes`) overrides;
 //! - `[limits]` overrides **per key**; `"none"` removes the profile's limit;
-//! - `[env.set]` **merges** key by key (the file wins).
+//! - `[env.set]` **merges** key by key (the file wins);
+//! - `[approvals]`: lists replace, `network` and `timeout` override.
 //!
 //! Keys that are not part of the format are errors, at any depth.
 
+use crate::approval::{Approvals, CommandRule, NetworkApproval};
 use crate::error::PolicyError;
 use crate::model::{Changes, Layer, Limits, PathSpec, Policy};
 use crate::profiles::{builtin, PROFILES};
@@ -24,12 +26,13 @@ use toml_edit::{ImDocument, Item, TableLike, Value};
 /// Policy files larger than this are refused before parsing.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
-const TOP_KEYS: &[&str] = &["version", "extends", "filesystem", "network", "limits", "env", "sandbox"];
+const TOP_KEYS: &[&str] = &["version", "extends", "filesystem", "network", "limits", "env", "sandbox", "approvals"];
 const FILESYSTEM_KEYS: &[&str] = &["read", "write", "deny", "protect", "changes"];
 const NETWORK_KEYS: &[&str] = &["allow"];
 const LIMIT_KEYS: &[&str] = &["memory", "cpus", "pids", "timeout", "disk", "output"];
 const ENV_KEYS: &[&str] = &["pass", "set"];
 const SANDBOX_KEYS: &[&str] = &["allow_missing"];
+const APPROVAL_KEYS: &[&str] = &["commands", "network", "writes", "timeout"];
 
 /// Read and parse a policy file. The file name as given is used in messages.
 /// This is the only I/O in the crate.
@@ -88,6 +91,7 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Policy, PolicyError> {
                     }
                 }
             }
+            "approvals" => cx.approvals(node, &mut policy.approvals)?,
             _ => {} // version and extends are handled above
         }
     }
@@ -223,6 +227,29 @@ impl Cx<'_> {
             Kind::Str(s) if s == "none" => Ok(None),
             kind => parse(kind).map(Some).map_err(|m| self.err(&node.span, field, m)),
         }
+    }
+
+    fn approvals(&self, node: &Node, a: &mut Approvals) -> Result<(), PolicyError> {
+        for (key, v) in self.table(node, "approvals", APPROVAL_KEYS)? {
+            let field = join("approvals", &key.name);
+            match key.name.as_str() {
+                "commands" => a.commands = self.list(v, &field, CommandRule::parse)?,
+                "writes" => a.writes = self.list(v, &field, |s| values::check_glob(s).map(|()| s.to_string()))?,
+                "network" => {
+                    a.network = match self.string(v, &field)? {
+                        "ask" => NetworkApproval::Ask,
+                        "deny" => NetworkApproval::Deny,
+                        other => {
+                            let msg = format!("{other:?} is not a choice (expected \"ask\" or \"deny\")");
+                            return Err(self.err(&v.span, &field, msg));
+                        }
+                    }
+                }
+                "timeout" => a.timeout = duration(&v.kind).map_err(|m| self.err(&v.span, &field, m))?,
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn env(&self, node: &Node, policy: &mut Policy) -> Result<(), PolicyError> {

@@ -115,7 +115,7 @@ fn errors_have_exact_display() {
     assert_eq!(
         e.to_string(),
         "policy.toml:3:1: field `colour`: unknown key `colour` (allowed: `version`, \
-         `extends`, `filesystem`, `network`, `limits`, `env`, `sandbox`)"
+         `extends`, `filesystem`, `network`, `limits`, `env`, `sandbox`, `approvals`)"
     );
     let e = sample_err(r#""dev""#, r#""prod""#);
     assert_eq!(
@@ -138,10 +138,9 @@ fn unknown_keys_are_located_at_the_key() {
     assert_eq!(at(&e), (9, 1, Some("filesystem.mode")));
     let e = sample_err("[network]\n", "[network]\nblock = []\n");
     assert_eq!(at(&e), (12, 1, Some("network.block")));
-    // Unknown tables (here one from the design sketch not supported yet), and
-    // keys inside inline tables and dotted keys.
-    let e = parse_str("[approvals]\nnetwork = \"ask\"\n", "policy.toml").unwrap_err();
-    assert_eq!(at(&e), (1, 2, Some("approvals")));
+    // Unknown tables (a misspelt one), and keys inside inline tables and dotted keys.
+    let e = parse_str("[approval]\nnetwork = \"ask\"\n", "policy.toml").unwrap_err();
+    assert_eq!(at(&e), (1, 2, Some("approval")));
     let e = parse_str("limits = { memory = 1, swap = 2 }\n", "policy.toml").unwrap_err();
     assert_eq!(at(&e), (1, 24, Some("limits.swap")));
     let e = parse_str("filesystem.reed = []\n", "policy.toml").unwrap_err();
@@ -353,4 +352,55 @@ fn load_file_reads_and_reports_the_path() {
     assert_eq!((e.line(), e.column(), e.field()), (None, None, None));
     assert!(e.to_string().starts_with(&format!("{}: cannot read", missing.display())));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+const APPROVALS: &str = r#"[approvals]
+commands = ["git push *", "rm -rf", "kubectl * delete"]
+network = "ask"
+writes = ["src/**", "*.lock"]
+timeout = "90s"
+"#;
+
+#[test]
+fn approvals_parse_match_and_round_trip() {
+    let p = parse(APPROVALS);
+    let a = &p.approvals;
+    let rules: Vec<&str> = a.commands.iter().map(|r| r.text()).collect();
+    assert_eq!(rules, ["git push *", "rm -rf", "kubectl * delete"]);
+    assert_eq!(a.network, approval::NetworkApproval::Ask);
+    assert_eq!(a.timeout, Duration::from_secs(90));
+    let argv = strings(&["bash", "-c", "cd /w && /usr/bin/git -C x push origin"]);
+    assert_eq!(a.command_match(&argv).unwrap().rule.as_deref(), Some("git push *"));
+    assert_eq!(a.write_match("Cargo.lock"), Some("*.lock"));
+    let text = p.to_toml();
+    assert_eq!(parse(&text), p, "{text}");
+    assert!(
+        text.contains(
+            "[approvals]\ncommands = [\"git push *\", \"rm -rf\", \"kubectl * delete\"]\nnetwork = \"ask\"\n"
+        ),
+        "{text}"
+    );
+    // Defaults: no rules, unlisted hosts refused, five minutes.
+    let d = parse("");
+    assert!(d.approvals.commands.is_empty());
+    assert_eq!(d.approvals.network, approval::NetworkApproval::Deny);
+    assert_eq!(d.approvals.timeout, Duration::from_secs(300));
+}
+
+#[test]
+fn bad_approvals_are_located() {
+    let cases = [
+        ("commands = [\"git push *\"", "commands = [\"git push; rm\"", (2, 13, "approvals.commands")),
+        ("network = \"ask\"", "network = \"sometimes\"", (3, 11, "approvals.network")),
+        ("writes = [\"src/**\"", "writes = [\"/etc/**\"", (4, 11, "approvals.writes")),
+        ("timeout = \"90s\"", "timeout = \"soon\"", (5, 11, "approvals.timeout")),
+        ("timeout = \"90s\"", "tiemout = \"90s\"", (5, 1, "approvals.tiemout")),
+    ];
+    for (from, to, (line, col, field)) in cases {
+        let text = APPROVALS.replacen(from, to, 1);
+        let e = parse_str(&text, "policy.toml").unwrap_err();
+        assert_eq!(at(&e), (line, col, Some(field)), "{e}");
+    }
+    let e = parse_str(&APPROVALS.replacen("\"rm -rf\"", "\"$X rm\"", 1), "policy.toml").unwrap_err();
+    assert!(e.to_string().contains("is not a command rule"), "{e}");
 }

@@ -52,6 +52,21 @@ impl Policy {
         out.push_str("\n[sandbox]\n");
         let layers: Vec<&str> = self.sandbox.allow_missing.iter().map(|l| l.name()).collect();
         line(&mut out, "allow_missing", array(&layers));
+
+        let a = &self.approvals;
+        out.push_str("\n[approvals]\n");
+        let rules: Vec<&str> = a.commands.iter().map(|r| r.text()).collect();
+        line(&mut out, "commands", array(&rules));
+        line(
+            &mut out,
+            "network",
+            quote(match a.network {
+                crate::approval::NetworkApproval::Ask => "ask",
+                crate::approval::NetworkApproval::Deny => "deny",
+            }),
+        );
+        line(&mut out, "writes", array(&a.writes));
+        line(&mut out, "timeout", format_duration(a.timeout));
         out
     }
 }

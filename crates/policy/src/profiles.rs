@@ -4,6 +4,7 @@
 //! There is no host home directory, no network and no host environment beyond
 //! the variables passed by name.
 
+use crate::approval::Approvals;
 use crate::model::{Changes, Env, Filesystem, Limits, Network, PathSpec, Policy, SandboxOptions};
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub fn builtin(name: &str) -> Option<Policy> {
 /// - limits: memory 4GiB, pids 1024, disk 1GiB; no cpu, timeout or output limit
 /// - env: `LANG LC_ALL TERM TZ` passed through when set
 /// - every protection layer required
+/// - no approval rules; unlisted hosts are refused; requests time out after 5m
 fn default() -> Policy {
     Policy {
         extends: "default".into(),
@@ -53,6 +55,7 @@ fn default() -> Policy {
         },
         env: Env { pass: ["LANG", "LC_ALL", "TERM", "TZ"].map(String::from).to_vec(), set: Default::default() },
         sandbox: SandboxOptions::default(),
+        approvals: Approvals::default(),
     }
 }
 

@@ -154,7 +154,7 @@ fn normalise_relative(s: &str) -> Option<String> {
 }
 
 /// A glob is relative, has no `..`, and its brackets are closed and not nested.
-fn check_glob(s: &str) -> Result<(), String> {
+pub(crate) fn check_glob(s: &str) -> Result<(), String> {
     if s.starts_with('/') || s.starts_with('~') {
         return Err(format!("{s:?}: globs are matched relative to the workspace; start them with a name or **/"));
     }
