@@ -12,6 +12,7 @@
 //! A `Store` is `Send` but not `Sync`: give each thread its own (opening
 //! one is cheap), or put it behind a mutex.
 
+pub mod audit;
 mod error;
 pub mod paths;
 mod schema;
