@@ -75,8 +75,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(db("open"))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db("busy_timeout"))?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(db("WAL"))?;
+        let mode = set_wal(&conn).map_err(db("WAL"))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::NotWal { path: path.to_path_buf(), mode });
         }
@@ -161,6 +160,31 @@ impl Store {
 
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+}
+
+/// Switch to write-ahead logging (a no-op when the file already is); returns
+/// the journal mode SQLite reports. While another process does the same to a
+/// new file, SQLite answers "database is locked" at once, without calling
+/// its busy handler: retry within [`BUSY_TIMEOUT`].
+fn set_wal(conn: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let attempt = conn.pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0)).and_then(|m| {
+            if m.eq_ignore_ascii_case("wal") {
+                Ok(m)
+            } else {
+                conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            }
+        });
+        match attempt {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
     }
 }
 
