@@ -74,6 +74,14 @@ pub enum StoreError {
         /// The id asked for.
         id: String,
     },
+    /// The approval was decided already, or expired.
+    #[error("approval {id} is {status}, not pending")]
+    ApprovalClosed {
+        /// The approval id.
+        id: String,
+        /// Its status.
+        status: &'static str,
+    },
     /// A value does not fit (a count beyond `i64::MAX`, a bad name).
     #[error("{what}: {detail}")]
     Invalid {

@@ -6,8 +6,10 @@
 //!   (`clawcage run`, `agent`, `serve`) may open the same file at once;
 //!   every read-modify-write is one `BEGIN IMMEDIATE` transaction.
 //! - Tasks, their messages and tool calls ([`tasks`]).
-//! - Tables for schedules, the task queue and approvals (migration 2; their
-//!   API comes with the scheduler), and the audit log's head.
+//! - Schedules that fire exactly once per due time, the task queue with
+//!   leases, and approvals ([`work`]).
+//! - [`audit::AuditLog`]: the tamper-evident audit log (`audit.jsonl`) whose
+//!   head is kept in the store; [`audit::verify`] checks it.
 //!
 //! A `Store` is `Send` but not `Sync`: give each thread its own (opening
 //! one is cheap), or put it behind a mutex.
@@ -18,6 +20,7 @@ pub mod paths;
 mod schema;
 pub mod tasks;
 pub mod time;
+pub mod work;
 
 pub use error::{Result, StoreError};
 pub use paths::StatePaths;
@@ -225,3 +228,5 @@ pub(crate) fn to_i64(what: &'static str, v: u64) -> Result<i64> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod work_tests;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "lowercase")]
         pub enum $name { $($(#[$vm])* $var),+ }
 
@@ -35,11 +35,11 @@ macro_rules! text_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = StoreError;
-            fn from_str(s: &str) -> Result<$name> {
+            type Err = $crate::StoreError;
+            fn from_str(s: &str) -> $crate::Result<$name> {
                 match s {
                     $($text => Ok($name::$var),)+
-                    _ => Err(StoreError::Invalid {
+                    _ => Err($crate::StoreError::Invalid {
                         what: stringify!($name),
                         detail: format!(
                             "{s:?}: expected one of {}",
@@ -51,6 +51,7 @@ macro_rules! text_enum {
         }
     };
 }
+pub(crate) use text_enum;
 
 text_enum! {
     /// What started a task.
@@ -264,12 +265,18 @@ const CALL_COLS: &str = "task_id, seq, call_id, tool, input, argv, exit_status, 
 impl Store {
     /// Create a task; the store picks its id. Returns it as stored.
     pub fn create_task(&self, new: &NewTask) -> Result<Task> {
-        let now = time::now_ms();
+        let id = self.write_checked("create task", |tx| self.insert_task(tx, new, time::now_ms()))?;
+        self.task(&id)
+    }
+
+    /// Insert `new` inside `tx` (so schedules can create a task in the same
+    /// transaction that fires them); returns the id it chose.
+    pub(crate) fn insert_task(&self, tx: &rusqlite::Transaction<'_>, new: &NewTask, now: i64) -> Result<String> {
         // 48 random bits; a clash (the primary key) just draws again.
         for _ in 0..8 {
             let id = random_hex(6)?;
-            let inserted = self.write("create task", |tx| {
-                tx.execute(
+            let inserted = tx
+                .execute(
                     "INSERT OR IGNORE INTO tasks (id, kind, group_name, title, workspace, policy_hash, model, \
                      status, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
                     params![
@@ -284,9 +291,9 @@ impl Store {
                         now
                     ],
                 )
-            })?;
+                .map_err(self.db("create task"))?;
             if inserted == 1 {
-                return self.task(&id);
+                return Ok(id);
             }
         }
         Err(StoreError::Invalid { what: "task id", detail: "no free id after 8 draws".into() })

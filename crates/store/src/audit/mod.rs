@@ -187,11 +187,8 @@ impl AuditLog {
     /// what a crashed writer left (module docs), and return the chain's end.
     fn reconcile(&self, inner: &Inner) -> Result<End> {
         let bad = |detail: String| AuditError::Inconsistent { path: self.path.clone(), detail };
-        let tail = read_tail(&inner.file).map_err(|source| AuditError::Io {
-            path: self.path.clone(),
-            op: "read the end of the log",
-            source,
-        })?;
+        let io = |source| AuditError::Io { path: self.path.clone(), op: "read the end of the log", source };
+        let tail = read_tail(&inner.file, 1).map_err(io)?;
         let head = inner.store.audit_head(&self.name)?;
         if let (Some(key), Some(h)) = (&self.key, &head) {
             let signed = h.mac.as_deref().is_some_and(|m| key.check(&self.name, h.seq, &h.hash, m));
@@ -199,31 +196,30 @@ impl AuditLog {
                 return Err(bad(format!("the head in the store (seq {}) is not signed by key {}", h.seq, key.id())));
             }
         }
-        let last = match &tail.last {
+        let (h_seq, h_hash) = head.as_ref().map_or((0, GENESIS), |h| (h.seq, h.hash.as_str()));
+        let last = match tail.last.last() {
             Some(line) => Some(Record::parse_line(line).map_err(|e| bad(format!("last record: {e}")))?),
             None => None,
         };
-        if let Some(r) = &last {
-            if r.compute_hash()? != r.hash {
-                return Err(bad(format!("last record (seq {}): hash does not match its contents", r.seq)));
+        // How the log's last complete record relates to the head: equal, or
+        // ahead by records whose appends never returned.
+        let unconfirmed = match &last {
+            None if h_seq == 0 => None,
+            None => return Err(bad(format!("the log has no records but the head is seq {h_seq}"))),
+            Some(r) if r.seq < h_seq => {
+                return Err(bad(format!("the log ends at seq {} but the head is seq {h_seq} (truncated)", r.seq)))
             }
-        }
-        // How the log's last complete record relates to the head.
-        let unconfirmed = match (&last, &head) {
-            (None, None) => None,
-            (None, Some(h)) => return Err(bad(format!("the log has no records but the head is seq {}", h.seq))),
-            (Some(r), None) if r.seq == 1 && r.prev == GENESIS => Some(r),
-            (Some(r), None) => return Err(bad(format!("the log ends at seq {} but the store has no head", r.seq))),
-            (Some(r), Some(h)) if r.seq == h.seq && r.hash == h.hash => None,
-            (Some(r), Some(h)) if r.seq == h.seq + 1 && r.prev == h.hash => Some(r),
-            (Some(r), Some(h)) if r.seq < h.seq => {
-                return Err(bad(format!("the log ends at seq {} but the head is seq {} (truncated)", r.seq, h.seq)))
+            Some(r) if r.seq == h_seq && r.hash == h_hash && r.compute_hash()? == r.hash => None,
+            Some(r) if r.seq == h_seq => {
+                return Err(bad(format!("the log's seq {} ({}) is not the head's ({h_hash})", r.seq, r.hash)))
             }
-            (Some(r), Some(h)) => {
-                return Err(bad(format!(
-                    "the log ends at seq {} ({}) but the head is seq {} ({})",
-                    r.seq, r.hash, h.seq, h.hash
-                )))
+            Some(r) => {
+                let lag = r.seq - h_seq;
+                if lag > MAX_UNCONFIRMED {
+                    return Err(bad(format!("the log ends at seq {} but the head is seq {h_seq}", r.seq)));
+                }
+                let lines = read_tail(&inner.file, lag as usize).map_err(io)?.last;
+                Some(check_unconfirmed(&lines, h_seq, h_hash).map_err(bad)?)
             }
         };
         let mut end = match &last {
@@ -247,10 +243,14 @@ impl AuditLog {
             data.insert("torn_text".into(), json!(String::from_utf8_lossy(&tail.torn)));
             why.push(format!("cut a torn line of {} bytes after seq {}", tail.torn.len(), end.seq));
         }
-        if let Some(r) = unconfirmed {
-            data.insert("unconfirmed_seq".into(), json!(r.seq));
+        if let Some((first, r)) = unconfirmed {
+            data.insert("unconfirmed_seq".into(), json!(first));
+            data.insert("unconfirmed_last".into(), json!(r.seq));
             data.insert("unconfirmed_hash".into(), json!(r.hash));
-            why.push(format!("record seq {} was written but its append never returned", r.seq));
+            why.push(match first == r.seq {
+                true => format!("record seq {first} was written but its append never returned"),
+                false => format!("records seq {first}..={} were written but their appends never returned", r.seq),
+            });
         }
         data.insert(
             "reason".into(),
@@ -310,39 +310,73 @@ pub(crate) fn lock_file(file: &File, mode: FlockArg, path: &Path) -> Result<Floc
     }
 }
 
+/// Most records a log may be ahead of its head by crashes alone: each crash
+/// inside a recovery adds one.
+const MAX_UNCONFIRMED: u64 = 1000;
+
+/// `lines`, the last complete lines of the log, are the records after the
+/// head (`h_seq`, `h_hash`): a valid chain from the head, the first
+/// anything, the rest `recovered` records (each written by a writer that
+/// died while repairing the one before). Returns (first seq, last record).
+fn check_unconfirmed(lines: &[Vec<u8>], h_seq: u64, h_hash: &str) -> std::result::Result<(u64, Record), String> {
+    let (mut seq, mut prev) = (h_seq, h_hash.to_string());
+    let mut last = None;
+    for line in lines {
+        let r = Record::parse_line(line).map_err(|e| format!("record after seq {seq}: {e}"))?;
+        if r.seq != seq + 1 || r.prev != prev || r.compute_hash().map_err(|e| e.to_string())? != r.hash {
+            return Err(format!("the records after the head (seq {h_seq}) do not chain onto it (seq {})", r.seq));
+        }
+        if seq > h_seq && r.kind != "recovered" {
+            return Err(format!(
+                "the head is seq {h_seq} but the log goes on to seq {}: records were appended behind the store's back",
+                r.seq
+            ));
+        }
+        (seq, prev) = (r.seq, r.hash.clone());
+        last = Some(r);
+    }
+    match last {
+        Some(r) if lines.len() as u64 == r.seq - h_seq => Ok((h_seq + 1, r)),
+        _ => Err(format!("the log does not reach from the head (seq {h_seq}) to its end")),
+    }
+}
+
 /// The end of the log file.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Tail {
-    /// The last complete line, without its newline.
-    last: Option<Vec<u8>>,
+    /// Up to the asked number of last complete lines, in order, without newlines.
+    last: Vec<Vec<u8>>,
     /// Offset just past the last newline (0 when there is none).
     complete_end: u64,
     /// Bytes after the last newline (a line cut short).
     torn: Vec<u8>,
 }
 
-/// Read the last complete line and any torn bytes, from the end backwards.
-fn read_tail(file: &File) -> std::io::Result<Tail> {
+/// Read the last `n` complete lines and any torn bytes, from the end backwards.
+fn read_tail(file: &File, n: usize) -> std::io::Result<Tail> {
     const CHUNK: u64 = 16 * 1024;
     let size = file.metadata()?.len();
     let (mut start, mut acc) = (size, Vec::new());
-    // Until two newlines (the end of the last line and the one before it)
-    // are in hand, or the whole file is.
-    while start > 0 && acc.iter().filter(|b| **b == b'\n').count() < 2 {
-        let n = CHUNK.min(start);
-        let mut buf = vec![0u8; n as usize];
-        file.read_exact_at(&mut buf, start - n)?;
+    // Until n + 1 newlines (the ends of the last n lines and the one before
+    // them) are in hand, or the whole file is.
+    while start > 0 && acc.iter().filter(|b| **b == b'\n').count() <= n {
+        let len = CHUNK.min(start);
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, start - len)?;
         buf.extend_from_slice(&acc);
         acc = buf;
-        start -= n;
+        start -= len;
     }
     let Some(last_nl) = acc.iter().rposition(|b| *b == b'\n') else {
-        return Ok(Tail { last: None, complete_end: 0, torn: acc });
+        return Ok(Tail { last: Vec::new(), complete_end: 0, torn: acc });
     };
     let torn = acc[last_nl + 1..].to_vec();
-    let before = &acc[..last_nl];
-    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-    Ok(Tail { last: Some(before[line_start..].to_vec()), complete_end: start + last_nl as u64 + 1, torn })
+    let mut lines: Vec<Vec<u8>> = acc[..last_nl].split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    // Unless the whole file was read, the first piece is part of an earlier line.
+    if start > 0 || lines.len() > n {
+        lines.drain(..lines.len().saturating_sub(n));
+    }
+    Ok(Tail { last: lines, complete_end: start + last_nl as u64 + 1, torn })
 }
 
 /// Call `f` with each complete line of the log at `path` (number from 1,

@@ -401,18 +401,59 @@ fn export_and_line_reading_skip_a_torn_tail() {
 }
 
 #[test]
-fn read_tail_finds_the_last_line_across_chunks() {
+fn read_tail_finds_the_last_lines_across_chunks() {
     let fx = Fx::new("tail");
     let p = fx.paths.dir.join("f");
     let long = "x".repeat(40_000);
     std::fs::write(&p, format!("a\n{long}\nzz")).unwrap();
-    let t = read_tail(&File::open(&p).unwrap()).unwrap();
-    assert_eq!(t.last.as_deref(), Some(long.as_bytes()));
+    let t = read_tail(&File::open(&p).unwrap(), 1).unwrap();
+    assert_eq!(t.last, [long.as_bytes()]);
     assert_eq!(t.torn, b"zz");
     assert_eq!(t.complete_end, 2 + 40_001);
+    let t = read_tail(&File::open(&p).unwrap(), 2).unwrap();
+    assert_eq!(t.last, [b"a".as_slice(), long.as_bytes()]);
+    let t = read_tail(&File::open(&p).unwrap(), 5).unwrap();
+    assert_eq!(t.last.len(), 2);
     std::fs::write(&p, "only\n").unwrap();
-    let t = read_tail(&File::open(&p).unwrap()).unwrap();
-    assert_eq!((t.last.as_deref(), t.torn.len(), t.complete_end), (Some(&b"only"[..]), 0, 5));
+    let t = read_tail(&File::open(&p).unwrap(), 1).unwrap();
+    assert_eq!((t.last, t.torn.len(), t.complete_end), (vec![b"only".to_vec()], 0, 5));
     std::fs::write(&p, "").unwrap();
-    assert_eq!(read_tail(&File::open(&p).unwrap()).unwrap(), Tail::default());
+    assert_eq!(read_tail(&File::open(&p).unwrap(), 1).unwrap(), Tail::default());
+}
+
+#[test]
+fn a_writer_dying_inside_a_recovery_is_recovered_too() {
+    // Killed after writing record 4, then the next writer killed after
+    // writing its `recovered` record 5: the head is still 3.
+    let fx = Fx::filled("double", 3, None);
+    let three = parse(&fx.lines()[2]);
+    let four = Record::new(4, three.ts.clone(), None, "exec", json!({"argv": ["x"]}), &three.hash).unwrap();
+    let five = Record::new(5, three.ts.clone(), None, "recovered", json!({"unconfirmed_seq": 4}), &four.hash).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&fx.paths.audit).unwrap();
+    f.write_all(format!("{}{}", four.to_line().unwrap(), five.to_line().unwrap()).as_bytes()).unwrap();
+    drop(f);
+    let rep = fx.verify(None);
+    assert!(rep.ok(), "{rep:?}");
+    assert!(rep.notes.iter().any(|n| n.contains("4..=5")), "{:?}", rep.notes);
+    assert_eq!(fx.log(None).append(None, "exec", json!({})).unwrap().seq, 7);
+    let six = parse(&fx.lines()[5]);
+    assert_eq!(
+        (six.kind.as_str(), &six.data["unconfirmed_seq"], &six.data["unconfirmed_last"]),
+        ("recovered", &json!(4), &json!(5))
+    );
+    assert!(fx.verify(None).ok());
+
+    // But two ordinary records past the head are not a crash's doing.
+    let fx = Fx::filled("double-forged", 3, None);
+    let three = parse(&fx.lines()[2]);
+    let four = Record::new(4, three.ts.clone(), None, "exec", json!({}), &three.hash).unwrap();
+    let five = Record::new(5, three.ts.clone(), None, "exec", json!({}), &four.hash).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&fx.paths.audit).unwrap();
+    f.write_all(format!("{}{}", four.to_line().unwrap(), five.to_line().unwrap()).as_bytes()).unwrap();
+    drop(f);
+    let p = fx.problem(None);
+    assert_eq!((p.line, p.seq), (Some(5), Some(5)), "{p}");
+    assert!(p.what.contains("behind the store's back"), "{p}");
+    let err = fx.log(None).append(None, "exec", json!({})).unwrap_err();
+    assert!(err.to_string().contains("behind the store's back"), "{err}");
 }

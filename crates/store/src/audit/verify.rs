@@ -89,6 +89,7 @@ pub fn verify(log: &Path, store: &Store, key: Option<&SigningKey>) -> Result<Rep
     let mut hash_at_head: Option<String> = None;
     let mut prev_hash = GENESIS.to_string();
     let mut torn = 0usize;
+    let mut ordinary_after = None;
     if let Some(f) = file {
         let mut r = std::io::BufReader::with_capacity(64 * 1024, f.take(size));
         let mut buf = Vec::new();
@@ -106,6 +107,10 @@ pub fn verify(log: &Path, store: &Store, key: Option<&SigningKey>) -> Result<Rep
             match check_line(&buf[..buf.len() - 1], expect, &prev_hash) {
                 Ok(rec) => {
                     rep.lines = line_no;
+                    let h_seq = head.as_ref().map_or(0, |h| h.seq);
+                    if ordinary_after.is_none() && rec.seq > h_seq + 1 && rec.kind != "recovered" {
+                        ordinary_after = Some((line_no, rec.seq));
+                    }
                     if head.as_ref().is_some_and(|h| h.seq == rec.seq) {
                         hash_at_head = Some(rec.hash.clone());
                     }
@@ -119,7 +124,7 @@ pub fn verify(log: &Path, store: &Store, key: Option<&SigningKey>) -> Result<Rep
             }
         }
     }
-    check_end(&mut rep, hash_at_head, torn);
+    check_end(&mut rep, hash_at_head, torn, ordinary_after);
     if rep.problem.is_none() {
         check_signature(&mut rep, &name, key);
     }
@@ -152,57 +157,73 @@ fn check_line(line: &[u8], expect: u64, prev: &str) -> Result<Record, (Option<u6
     }
 }
 
-/// The chain's end against the head in the store.
-fn check_end(rep: &mut Report, hash_at_head: Option<String>, torn: usize) {
-    let last = rep.last.clone();
-    let problem = |what: String| Some(Problem { line: None, seq: None, what });
-    match (&last, &rep.head) {
+/// The chain's end against the head in the store. `ordinary_after`: the
+/// first record (line, seq) past the head's successor that is not a
+/// `recovered` record, i.e. one no crash can explain.
+fn check_end(rep: &mut Report, hash_at_head: Option<String>, torn: usize, ordinary_after: Option<(u64, u64)>) {
+    let h_seq = rep.head.as_ref().map_or(0, |h| h.seq);
+    let problem = |line: Option<u64>, seq: Option<u64>, what: String| Some(Problem { line, seq, what });
+    match (rep.last.clone(), rep.head.clone()) {
         (None, None) => {}
         (None, Some(h)) => {
-            rep.problem = problem(format!("the log has no records but the store's head is seq {} (truncated)", h.seq));
+            rep.problem = problem(
+                None,
+                None,
+                format!("the log has no records but the store's head is seq {} (truncated)", h.seq),
+            );
         }
-        (Some((1, _)), None) => rep.notes.push(
-            "record seq 1 is unconfirmed: its writer died before the store's head was written (its effect did not happen)"
-                .into(),
-        ),
-        (Some((s, _)), None) => {
-            rep.problem = problem(format!("the log ends at seq {s} but the store has no head for it (head removed)"));
-        }
-        (Some((s, _)), Some(h)) if h.seq > *s => {
-            rep.problem = problem(format!(
-                "the log ends at seq {s} (line {}) but the store's head is seq {}: records {}..={} are missing (truncated)",
-                rep.lines,
-                h.seq,
-                s + 1,
-                h.seq
-            ));
+        (Some((s, _)), Some(h)) if h.seq > s => {
+            rep.problem = problem(
+                None,
+                None,
+                format!(
+                    "the log ends at seq {s} (line {}) but the store's head is seq {}: records {}..={} are missing (truncated)",
+                    rep.lines,
+                    h.seq,
+                    s + 1,
+                    h.seq
+                ),
+            );
         }
         (Some((s, _)), Some(h)) if hash_at_head.as_deref() != Some(h.hash.as_str()) => {
-            rep.problem = Some(Problem {
-                line: None,
-                seq: Some(h.seq),
-                what: format!(
+            rep.problem = problem(
+                None,
+                Some(h.seq),
+                format!(
                     "the store's head has hash {} but the log's record has {} (head replaced, or the log rewritten up to seq {s})",
                     h.hash,
                     hash_at_head.as_deref().unwrap_or("?")
                 ),
-            });
+            );
         }
-        (Some((s, _)), Some(h)) if *s == h.seq + 1 => rep.notes.push(format!(
-            "record seq {s} is unconfirmed: its writer died before the store's head moved to it (its effect did not happen; the next append records this)"
-        )),
-        (Some((s, _)), Some(h)) if *s > h.seq => {
-            rep.problem = Some(Problem {
-                line: Some(h.seq + 2),
-                seq: Some(h.seq + 2),
-                what: format!(
-                    "the store's head is seq {} but the log goes on to seq {s}: records after seq {} were appended behind the store's back",
-                    h.seq,
-                    h.seq + 1
-                ),
-            });
-        }
-        (Some(_), Some(_)) => {}
+        (Some((s, _)), head) if s > h_seq => match (ordinary_after, head) {
+            (Some(_), None) => {
+                rep.problem = problem(
+                    None,
+                    None,
+                    format!("the log ends at seq {s} but the store has no head for it (head removed)"),
+                );
+            }
+            (Some((line, seq)), Some(_)) => {
+                rep.problem = problem(
+                    Some(line),
+                    Some(seq),
+                    format!(
+                        "the store's head is seq {h_seq} but the log goes on to seq {s}: records were appended behind the store's back"
+                    ),
+                );
+            }
+            (None, _) => {
+                let which = match s == h_seq + 1 {
+                    true => format!("record seq {s} is"),
+                    false => format!("records seq {}..={s} are", h_seq + 1),
+                };
+                rep.notes.push(format!(
+                    "{which} unconfirmed: a writer died before the store's head moved (their effects did not happen; the next append records this)"
+                ));
+            }
+        },
+        (Some(_), _) => {}
     }
     if torn > 0 && rep.problem.is_none() {
         rep.notes.push(format!(
