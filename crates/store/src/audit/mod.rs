@@ -20,13 +20,17 @@
 //!   effect never happened. (A second crash between the cut and the
 //!   `recovered` record loses only that never-returned fragment.)
 //! - an *unconfirmed record*: the line is complete but the head in the store
-//!   is one behind (killed between the fsync and the head update). The
+//!   is behind it (killed between the fsync and the head update). The
 //!   record stays; `recovered` names it as unconfirmed, i.e. its append did
-//!   not return and its effect did not happen.
+//!   not return and its effect did not happen. A writer killed the same way
+//!   while writing that `recovered` record leaves the head two behind, and
+//!   so on: past the head, the first record may be anything and the rest
+//!   must be `recovered` records.
 //!
-//! Anything else (the head ahead of the log, behind by more than one, on a
-//! different hash, or a bad last record) is tampering or damage: appends
-//! are refused (fail closed) and `verify` names the first bad record.
+//! Anything else (the head ahead of the log, on a different hash, an
+//! ordinary record past the head's successor, or a bad last record) is
+//! tampering or damage: appends are refused (fail closed) and `verify`
+//! names the first bad record.
 //!
 //! # Limits
 //! Without a signing key, whoever can write the state directory can rewrite
