@@ -9,6 +9,9 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod audit;
+mod audit_cmd;
+mod tasks_cmd;
 mod term;
 
 /// Exit status when clawcage itself fails (DESIGN.md).
@@ -48,6 +51,40 @@ enum Cmd {
     },
     /// What this kernel supports and which mechanism each layer will use.
     Doctor,
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+    /// Tasks in the store (or one task, with its tool calls).
+    Tasks {
+        /// Show this task in detail.
+        task: Option<String>,
+        /// Only tasks with this status (queued, running, succeeded, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many, newest first.
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the whole chain and the head: exit 0 intact, 1 tampered or invalid, 125 cannot check.
+    Verify,
+    /// Print the records for people.
+    Show {
+        /// Only the records of this task.
+        #[arg(long)]
+        task: Option<String>,
+    },
+    /// Print the log for a SIEM.
+    Export {
+        /// Output format: jsonl (the log's own lines).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -65,6 +102,10 @@ fn main() -> ExitCode {
         Cmd::Run { policy, workspace, env, tty, command } => run(policy.as_deref(), workspace, &env, tty, command),
         Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),
         Cmd::Doctor => doctor(),
+        Cmd::Audit { cmd: AuditCmd::Verify } => audit_cmd::verify(),
+        Cmd::Audit { cmd: AuditCmd::Show { task } } => audit_cmd::show(task.as_deref()),
+        Cmd::Audit { cmd: AuditCmd::Export { format } } => audit_cmd::export(&format),
+        Cmd::Tasks { task, status, limit } => tasks_cmd::tasks(task.as_deref(), status.as_deref(), limit),
     };
     match result {
         Ok(code) => code,
@@ -125,11 +166,15 @@ fn run(
         extra_env,
     };
     let plan = clawcage_policy::plan(&policy, &ctx);
-    let mut sandbox = Sandbox::start(&plan, &Options { tty })?;
+    // The audit trail comes first: no record, no sandbox (exit 125).
+    let mut record = audit::RunRecord::begin(&policy, &plan.workspace, &command)?;
+    let mut sandbox = Sandbox::start(&plan, &Options { tty }).map_err(|e| record.failed("sandbox start", e.into()))?;
+    record.sandbox_started(&sandbox.limits_mechanism().to_string())?;
 
     // Signals for the command arrive through a signalfd from now on.
     let signals = term::block_forwarded_signals(tty).context("signal setup")?;
     let spec = ExecSpec { argv: command, tty: if tty { Some(term::size()) } else { None }, ..ExecSpec::default() };
+    record.exec(&spec.argv, &plan.workspace)?;
     let raw = if tty { term::RawMode::enter() } else { None };
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let outcome = sandbox.exec(
@@ -140,8 +185,10 @@ fn run(
         Some(signals.as_fd()),
     );
     drop(raw);
-    let outcome = outcome?;
+    let outcome = outcome.map_err(|e| record.failed("exec", e.into()))?;
+    record.exec_end(&outcome, sandbox.last_output_bytes())?;
     sandbox.stop()?;
+    record.sandbox_stopped()?;
     if let Some(reason) = outcome.reason() {
         eprintln!("clawcage: {reason}{}", limit_note(&outcome, &plan));
     }

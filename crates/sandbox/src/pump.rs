@@ -98,7 +98,7 @@ pub(crate) fn run<'s>(
     mut stderr: Sink<'s>,
     signals: Option<BorrowedFd<'_>>,
     limits: &Limits,
-) -> Result<End, SandboxError> {
+) -> Result<(End, [u64; 2]), SandboxError> {
     if let Some(m) = &master {
         set_nonblocking(m.as_raw_fd()).map_err(SandboxError::host("pty"))?;
     }
@@ -122,7 +122,7 @@ pub(crate) fn run<'s>(
         Input::Fd(fd) => (Vec::new(), Some(fd)),
     };
     let mut sent = 0usize;
-    let mut budget = Budget { ctl, id, written: 0, limit: limits.output, end: None };
+    let mut budget = Budget { ctl, id, written: 0, per_sink: [0; 2], limit: limits.output, end: None };
     let mut deadline = limits.timeout.map(|t| Instant::now() + t);
     let mut status: Option<i32> = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -226,11 +226,11 @@ pub(crate) fn run<'s>(
             }
         }
     }
-    Ok(match (budget.end, status) {
-        (Some(e), _) => e,
-        (None, Some(st)) => End::Status(st),
-        (None, None) => End::Status(0),
-    })
+    let end = match budget.end {
+        Some(e) => e,
+        None => End::Status(status.unwrap_or(0)),
+    };
+    Ok((end, budget.per_sink))
 }
 
 fn push<'a>(fds: &mut Vec<PollFd<'a>>, fd: BorrowedFd<'a>, ev: PollFlags) -> usize {
@@ -247,6 +247,8 @@ struct Budget<'c> {
     ctl: BorrowedFd<'c>,
     id: u64,
     written: u64,
+    /// Bytes delivered to the stdout and the stderr sink.
+    per_sink: [u64; 2],
     limit: Option<u64>,
     end: Option<End>,
 }
@@ -284,6 +286,7 @@ fn pump_out(
         }
     }
     b.written += chunk.len() as u64;
+    b.per_sink[o.sink] += chunk.len() as u64;
     match &mut *sinks[o.sink] {
         Sink::Null => {}
         Sink::Buffer(b) => b.extend_from_slice(chunk),

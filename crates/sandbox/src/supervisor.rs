@@ -39,6 +39,8 @@ pub struct Sandbox {
     mechanism: Mechanism,
     plan: Plan,
     next_id: u64,
+    /// Bytes the last command wrote to stdout and stderr.
+    last_output: [u64; 2],
     stopped: bool,
 }
 
@@ -107,8 +109,16 @@ impl Sandbox {
             sys::Forked::Parent(pid) => Pid::from_raw(pid),
         };
         drop(theirs);
-        let sb =
-            Sandbox { init: pid, ctl: ours, cgroup: cg, mechanism, plan: plan.clone(), next_id: 1, stopped: false };
+        let sb = Sandbox {
+            init: pid,
+            ctl: ours,
+            cgroup: cg,
+            mechanism,
+            plan: plan.clone(),
+            next_id: 1,
+            last_output: [0; 2],
+            stopped: false,
+        };
 
         // 8. From outside: cgroups, then the uid/gid maps, then the idmapped
         //    workspace trees (they need init's user namespace), then release init.
@@ -136,6 +146,12 @@ impl Sandbox {
         self.mechanism
     }
 
+    /// Bytes the last [`Sandbox::exec`] delivered to its stdout and stderr
+    /// sinks (with a tty, all output counts as stdout), for the audit record.
+    pub fn last_output_bytes(&self) -> (u64, u64) {
+        (self.last_output[0], self.last_output[1])
+    }
+
     /// The plan this sandbox runs under.
     pub fn plan(&self) -> &Plan {
         &self.plan
@@ -154,6 +170,7 @@ impl Sandbox {
     ) -> Result<Outcome, SandboxError> {
         let id = self.next_id;
         self.next_id += 1;
+        self.last_output = [0; 2];
         let req = Request::Exec {
             id,
             argv: spec.argv.clone(),
@@ -186,7 +203,8 @@ impl Sandbox {
             timeout: spec.timeout.or(self.plan.limits.timeout_ms.map(Duration::from_millis)),
             output: spec.output_limit.or(self.plan.limits.output),
         };
-        let end = pump::run(self.ctl.as_fd(), id, pipes, master, stdin, stdout, stderr, signals, &limits)?;
+        let (end, output) = pump::run(self.ctl.as_fd(), id, pipes, master, stdin, stdout, stderr, signals, &limits)?;
+        self.last_output = output;
         let oom_now = !oom_before && self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
         Ok(match end {
             pump::End::Status(status) if libc::WIFEXITED(status) => Outcome::Exited(libc::WEXITSTATUS(status)),

@@ -41,7 +41,14 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(state_dir_for(&self.0));
     }
+}
+
+/// The state directory (`CLAWCAGE_HOME`) of runs on workspace `ws`: beside
+/// it, never inside (the sandbox must not reach its own audit log).
+pub fn state_dir_for(ws: &Path) -> PathBuf {
+    ws.with_extension("state")
 }
 
 /// Result of one `clawcage` invocation.
@@ -83,7 +90,7 @@ pub fn run(ws: &Path, policy: Option<&str>, argv: &[&str]) -> Run {
 /// The `Command` for a run, for tests that need to tweak it.
 pub fn command(ws: &Path, policy: Option<&str>, argv: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
-    cmd.arg("run").arg("--workspace").arg(ws);
+    cmd.env("CLAWCAGE_HOME", state_dir_for(ws)).arg("run").arg("--workspace").arg(ws);
     if let Some(text) = policy {
         let file = ws.with_extension("policy.toml");
         std::fs::write(&file, text).unwrap();
@@ -113,7 +120,7 @@ pub fn unique_mark(tag: &str) -> String {
 /// Like [`command`], with `extra` arguments of `run` before the `--`.
 pub fn command_with(ws: &Path, policy: Option<&str>, extra: &[&str], argv: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
-    cmd.arg("run").arg("--workspace").arg(ws);
+    cmd.env("CLAWCAGE_HOME", state_dir_for(ws)).arg("run").arg("--workspace").arg(ws);
     if let Some(text) = policy {
         let file = ws.with_extension("policy.toml");
         std::fs::write(&file, text).unwrap();
@@ -513,6 +520,7 @@ impl Fixture {
             None => Command::new(bin()),
         };
         cmd.arg("run").arg("--workspace").arg(&self.ws).env("HOME", &self.home);
+        cmd.env("CLAWCAGE_HOME", self.dir.0.join("state"));
         if let Some(p) = &self.policy {
             cmd.arg("--policy").arg(p);
         }

@@ -1,0 +1,224 @@
+//! The binary's side of the audit log: the [`EventSink`] adapter that turns
+//! the core's events into audit records, and the records `clawcage run`
+//! keeps (its task row, tool call and audit trail).
+
+use anyhow::{Context as _, Result};
+use clawcage_policy::{Event, EventSink, Policy, SinkError};
+use clawcage_sandbox::Outcome;
+use clawcage_store::audit::{AuditLog, SigningKey};
+use clawcage_store::{NewTask, NewToolCall, StatePaths, Store, TaskKind, TaskStatus, ToolCallEnd};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Sends the core's events to the audit log, as records of one task.
+/// `record` returns once the record is durable; `Err` means the caller
+/// must refuse the effect.
+pub struct AuditSink {
+    log: Arc<AuditLog>,
+    task: Option<String>,
+}
+
+impl AuditSink {
+    /// A sink appending to `log`, tagging records with `task`.
+    pub fn new(log: Arc<AuditLog>, task: Option<String>) -> AuditSink {
+        AuditSink { log, task }
+    }
+}
+
+/// An event as an audit record's `(kind, data)`: its serde form, with the
+/// `kind` tag lifted out.
+pub fn event_record(event: &Event) -> Result<(String, Value), SinkError> {
+    let mut v = serde_json::to_value(event).map_err(|e| SinkError(format!("event to JSON: {e}")))?;
+    let kind = match v.as_object_mut().and_then(|m| m.remove("kind")) {
+        Some(Value::String(k)) => k,
+        _ => return Err(SinkError("event without a kind tag".into())),
+    };
+    Ok((kind, v))
+}
+
+impl EventSink for AuditSink {
+    fn record(&self, event: &Event) -> Result<(), SinkError> {
+        let (kind, data) = event_record(event)?;
+        self.log.append(self.task.as_deref(), &kind, data).map(|_| ()).map_err(|e| SinkError(e.to_string()))
+    }
+}
+
+/// The state directory's paths, from the environment, created if missing.
+pub fn state() -> Result<StatePaths> {
+    StatePaths::from_env().context("state directory")
+}
+
+/// Open the audit log of `paths`, with the signing key from the environment.
+pub fn open_log(paths: &StatePaths) -> Result<AuditLog> {
+    let key = SigningKey::from_env()?;
+    Ok(AuditLog::open(paths, key)?)
+}
+
+/// SHA-256 of the effective policy's canonical TOML.
+pub fn policy_hash(policy: &Policy) -> String {
+    clawcage_store::sha256_hex(policy.to_toml().as_bytes())
+}
+
+/// What `clawcage run` records: a task row (kind `run`), one tool call for
+/// the command, and the audit records sandbox_start, exec (before the
+/// command starts), exec_end and sandbox_stop. Every method that appends
+/// fails when the record cannot be made durable; `run` then refuses.
+pub struct RunRecord {
+    sink: AuditSink,
+    store: Store,
+    task: String,
+    policy_hash: String,
+    /// The tool call of the command, and when it started.
+    call: Option<(u64, Instant)>,
+}
+
+impl RunRecord {
+    /// Open the state directory and create the task, before any sandbox exists.
+    pub fn begin(policy: &Policy, workspace: &Path, argv: &[String]) -> Result<RunRecord> {
+        let paths = state()?;
+        let log = Arc::new(open_log(&paths).context("audit log")?);
+        let store = Store::open(&paths.db)?;
+        let policy_hash = policy_hash(policy);
+        let mut new = NewTask::new(TaskKind::Run, shell_words(argv));
+        new.workspace = Some(workspace.display().to_string());
+        new.policy_hash = Some(policy_hash.clone());
+        new.status = TaskStatus::Running;
+        let task = store.create_task(&new)?.id;
+        Ok(RunRecord { sink: AuditSink::new(log, Some(task.clone())), store, task, policy_hash, call: None })
+    }
+
+    /// The sandbox id in records: one sandbox per run task, named after it.
+    fn sandbox(&self) -> String {
+        self.task.clone()
+    }
+
+    fn record(&self, event: Event) -> Result<()> {
+        self.sink.record(&event).context("audit log")
+    }
+
+    /// The sandbox is set up (nothing runs in it yet): record it with the
+    /// policy's hash and how limits are enforced (known only now).
+    pub fn sandbox_started(&self, limits: &str) -> Result<()> {
+        self.record(Event::SandboxStart {
+            sandbox: self.sandbox(),
+            policy_hash: self.policy_hash.clone(),
+            backend: "ns".into(),
+            limits: limits.into(),
+        })
+    }
+
+    /// The command is about to start: its record first, then its tool call row.
+    pub fn exec(&mut self, argv: &[String], cwd: &Path) -> Result<()> {
+        let cwd = cwd.display().to_string();
+        self.record(Event::Exec { sandbox: self.sandbox(), exec: 1, argv: argv.to_vec(), cwd: cwd.clone() })?;
+        let input = json!({ "argv": argv, "cwd": cwd });
+        let call = self.store.start_tool_call(
+            &self.task,
+            &NewToolCall { call_id: None, tool: "exec", input: &input, argv: Some(argv) },
+        )?;
+        self.call = Some((call.seq, Instant::now()));
+        Ok(())
+    }
+
+    /// The command ended: its record, its tool call and the task's status.
+    pub fn exec_end(&mut self, outcome: &Outcome, (stdout, stderr): (u64, u64)) -> Result<()> {
+        let (seq, started) = self.call.take().context("exec_end without exec")?;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let status = outcome.exit_code();
+        self.record(Event::ExecEnd {
+            sandbox: self.sandbox(),
+            exec: 1,
+            outcome: outcome_name(outcome).into(),
+            status,
+            duration_ms,
+            stdout_bytes: stdout,
+            stderr_bytes: stderr,
+        })?;
+        let end = ToolCallEnd {
+            exit_status: Some(status),
+            duration_ms,
+            output_bytes: stdout.saturating_add(stderr),
+            error: outcome.reason(),
+        };
+        self.store.finish_tool_call(&self.task, seq, &end)?;
+        let detail = outcome.reason().unwrap_or_else(|| format!("exit status {status}"));
+        let st = if status == 0 { TaskStatus::Succeeded } else { TaskStatus::Failed };
+        self.store.set_task_status(&self.task, st, Some(&detail))?;
+        Ok(())
+    }
+
+    /// Every process of the sandbox is gone.
+    pub fn sandbox_stopped(&self) -> Result<()> {
+        self.record(Event::SandboxStop { sandbox: self.sandbox() })
+    }
+
+    /// clawcage itself failed at `stage`: mark the task failed and record
+    /// why (best effort: `err` is what the user sees either way). Returns `err`.
+    pub fn failed(&self, stage: &str, err: anyhow::Error) -> anyhow::Error {
+        let why = format!("{err:#}");
+        let _ = self.sink.log.append(Some(&self.task), "run_failed", json!({ "stage": stage, "error": why }));
+        let _ = self.store.set_task_status(&self.task, TaskStatus::Failed, Some(&format!("{stage}: {why}")));
+        err
+    }
+}
+
+/// How an outcome is named in `exec_end` records.
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Exited(_) => "exited",
+        Outcome::Signaled(_) => "signaled",
+        Outcome::TimedOut => "timeout",
+        Outcome::MemoryLimit => "memory",
+        Outcome::OutputLimit => "output",
+        Outcome::StartFailed(..) => "start_failed",
+    }
+}
+
+/// `argv` as one line a person can read (and a shell would split back):
+/// words with anything but `[A-Za-z0-9_./=:,+@%-]` are single-quoted.
+pub fn shell_words(argv: &[String]) -> String {
+    let plain = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./=:,+@%-".contains(&b));
+    let quote = |w: &String| if plain(w) { w.clone() } else { format!("'{}'", w.replace('\'', "'\\''")) };
+    argv.iter().map(quote).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use clawcage_policy::event::{Decision, SecretAction};
+
+    #[test]
+    fn events_become_records_with_their_kind_lifted_out() {
+        let e = Event::Network {
+            sandbox: "s".into(),
+            host: "example.com".into(),
+            port: 443,
+            decision: Decision::Deny,
+            rule: None,
+            reason: "not allowed".into(),
+        };
+        let (kind, data) = event_record(&e).unwrap();
+        assert_eq!(kind, "network");
+        assert_eq!(
+            data,
+            json!({"sandbox": "s", "host": "example.com", "port": 443, "decision": "deny", "rule": null, "reason": "not allowed"})
+        );
+        let (kind, data) = event_record(&Event::Secret {
+            sandbox: "s".into(),
+            name: "gh".into(),
+            host: "h".into(),
+            action: SecretAction::Blocked,
+        })
+        .unwrap();
+        assert_eq!((kind.as_str(), &data["action"]), ("secret", &json!("blocked")));
+    }
+
+    #[test]
+    fn shell_words_quote_what_a_shell_would_split() {
+        let argv: Vec<String> = ["sh", "-c", "echo 'hi' > f", ""].iter().map(|s| s.to_string()).collect();
+        assert_eq!(shell_words(&argv), "sh -c 'echo '\\''hi'\\'' > f' ''");
+    }
+}
