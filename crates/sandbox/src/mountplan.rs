@@ -60,6 +60,18 @@ pub enum MountOp {
     MaskFile(PathBuf),
     /// Re-bind a path inside a writable bind read-only.
     Protect(PathBuf),
+    /// Bind the host file `src` read-only at `dst` (the egress CA bundle);
+    /// a missing parent of `dst` is made in the sandbox's root when no bind
+    /// covers it.
+    File {
+        /// Host file.
+        src: PathBuf,
+        /// Path inside the sandbox.
+        dst: PathBuf,
+        /// Attach a detached copy the supervisor made (host root: init may
+        /// not be able to walk to `src`, e.g. through the 0700 state dir).
+        tree: bool,
+    },
 }
 
 /// Why a plan cannot be carried out on this host.
@@ -151,6 +163,21 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
         let op = if is_dir { MountOp::MaskDir(canon) } else { MountOp::MaskFile(canon) };
         if !ops.contains(&op) {
             ops.push(op);
+        }
+    }
+    // The egress CA bundle: at its own path and over the system bundles
+    // that the sandbox can see (on top of the bind that shows them).
+    if let Some(bundle) = plan.network.as_ref().and_then(|n| n.ca_bundle.as_ref()) {
+        let src = fs::canonicalize(bundle).map_err(|source| PlanError::Io { path: bundle.clone(), source })?;
+        ops.push(MountOp::File { src: src.clone(), dst: PathBuf::from(clawcage_policy::SANDBOX_CA_FILE), tree: false });
+        for system in clawcage_policy::SYSTEM_CA_BUNDLES {
+            let Ok(canon) = fs::canonicalize(system) else { continue };
+            if visible(&canon) && fs::metadata(&canon).is_ok_and(|m| m.is_file()) {
+                let op = MountOp::File { src: src.clone(), dst: canon, tree: false };
+                if !ops.contains(&op) {
+                    ops.push(op);
+                }
+            }
         }
     }
     for p in protect {

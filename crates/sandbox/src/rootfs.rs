@@ -45,8 +45,8 @@ fn nix_step(s: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::errno
     move |e| f(std::io::Error::from(e))
 }
 
-/// Build the root from `ops`; `idmapped` holds the supervisor's idmapped
-/// trees for the binds marked `idmap`, in order.
+/// Build the root from `ops`; `idmapped` holds the supervisor's detached
+/// trees, in op order: idmapped binds (`idmap`) and file binds (`tree`).
 pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
     let mut idmapped = idmapped.into_iter();
     // Nothing we mount may propagate back to the host.
@@ -106,6 +106,20 @@ pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
             MountOp::Protect(path) => {
                 bind(path, path)?;
                 set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+            }
+            MountOp::File { src, dst, tree } => {
+                ensure_mountpoint(dst, false)?;
+                if *tree {
+                    let fd = idmapped.next().ok_or_else(|| StepError {
+                        step: "file bind",
+                        path: dst.clone(),
+                        source: std::io::Error::other("supervisor sent too few mount trees"),
+                    })?;
+                    sys::move_mount_fd(fd.as_raw_fd(), dst).map_err(step("attach file bind", dst))?;
+                } else {
+                    bind(&old(src), dst)?;
+                }
+                set_attr(dst, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
             }
         }
     }

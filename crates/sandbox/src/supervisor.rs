@@ -42,6 +42,8 @@ pub struct Sandbox {
     /// Bytes the last command wrote to stdout and stderr.
     last_output: [u64; 2],
     stopped: bool,
+    /// The egress listener init made inside the network namespace.
+    proxy_listener: Option<OwnedFd>,
 }
 
 /// Who the sandbox's root is on the host.
@@ -66,7 +68,12 @@ impl Sandbox {
         let id = identity(plan)?;
 
         // 2. Everything that needs the host's view of the filesystem.
-        let ops = mountplan::resolve(plan, opts.tty, id.idmap)?;
+        let mut ops = mountplan::resolve(plan, opts.tty, id.idmap)?;
+        for op in &mut ops {
+            if let MountOp::File { tree, .. } = op {
+                *tree = !id.unprivileged;
+            }
+        }
 
         // 3. The seccomp filter, compiled before the clone (it is data).
         let filter =
@@ -96,6 +103,7 @@ impl Sandbox {
             rlimits: &rlimits,
             clear_groups: !id.unprivileged,
             allow_missing_landlock: allow("landlock"),
+            proxy_port: plan.network.as_ref().map(|n| n.proxy_port),
         };
         let pid = match sys::clone_namespaces(NAMESPACES).map_err(|e| SandboxError::Unavailable {
             layer: "namespaces",
@@ -118,6 +126,7 @@ impl Sandbox {
             next_id: 1,
             last_output: [0; 2],
             stopped: false,
+            proxy_listener: None,
         };
 
         // 8. From outside: cgroups, then the uid/gid maps, then the idmapped
@@ -133,12 +142,29 @@ impl Sandbox {
         drop(trees);
 
         // 9. Init applies the rest and checks it from inside.
+        let mut sb = sb;
         match proto::recv::<Reply>(sb.ctl.as_fd()) {
-            Ok(Some((Reply::Ready, _))) => Ok(sb),
+            Ok(Some((Reply::Ready, mut fds))) => {
+                if plan.network.is_some() {
+                    let fd = fds.pop().ok_or_else(|| SandboxError::Setup {
+                        step: "listen for the egress proxy".into(),
+                        detail: "init sent no listener".into(),
+                    })?;
+                    sb.proxy_listener = Some(fd);
+                }
+                Ok(sb)
+            }
             Ok(Some((Reply::SetupFailed { step, detail }, _))) => Err(SandboxError::Setup { step, detail }),
             Ok(other) => Err(SandboxError::Gone(format!("unexpected reply during setup: {other:?}"))),
             Err(e) => Err(SandboxError::Gone(e.to_string())),
         }
+    }
+
+    /// The listening socket on `127.0.0.1:PROXY_PORT` inside the sandbox's
+    /// network namespace (when the plan has network), for the egress proxy
+    /// to accept on. Taken once; later calls return `None`.
+    pub fn take_proxy_listener(&mut self) -> Option<std::net::TcpListener> {
+        self.proxy_listener.take().map(std::net::TcpListener::from)
     }
 
     /// Which mechanism enforces the limits of this sandbox.
@@ -304,25 +330,31 @@ fn write_maps(pid: Pid, id: &Identity) -> Result<(), SandboxError> {
     write("gid_map", format!("0 {} 1\n", id.gid))
 }
 
-/// Idmapped copies of the binds marked `idmap`, made with init's user
-/// namespace: host root's files appear owned by the sandbox's root.
+/// Detached mount trees init attaches, in op order: idmapped copies of the
+/// binds marked `idmap` (made with init's user namespace: host root's files
+/// appear owned by the sandbox's root), and plain copies of file binds
+/// marked `tree`.
 fn idmapped_trees(pid: Pid, ops: &[MountOp]) -> Result<Vec<OwnedFd>, SandboxError> {
-    let paths: Vec<&PathBuf> = ops
+    let wanted: Vec<(&PathBuf, bool)> = ops
         .iter()
         .filter_map(|op| match op {
-            MountOp::Bind { path, idmap: true, .. } => Some(path),
+            MountOp::Bind { path, idmap: true, .. } => Some((path, true)),
+            MountOp::File { src, tree: true, .. } => Some((src, false)),
             _ => None,
         })
         .collect();
-    if paths.is_empty() {
+    if wanted.is_empty() {
         return Ok(Vec::new());
     }
     let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
         .map_err(SandboxError::host("open init's user namespace"))?;
-    paths
+    wanted
         .into_iter()
-        .map(|p| {
+        .map(|(p, idmap)| {
             let tree = sys::open_tree_clone(p).map_err(SandboxError::host(format!("open_tree {}", p.display())))?;
+            if !idmap {
+                return Ok(tree);
+            }
             sys::mount_setattr(
                 tree.as_raw_fd(),
                 std::path::Path::new(""),
