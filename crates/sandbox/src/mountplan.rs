@@ -5,7 +5,7 @@
 //! canonical path), deny and protect globs are expanded, and the order is
 //! fixed so that parents are mounted before their children.
 
-use clawcage_policy::{Plan, SANDBOX_HOME};
+use clawcage_policy::{Bind, Plan, SANDBOX_HOME};
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -99,7 +99,7 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
     // depth so that /tmp, /home, /proc and /dev are always the sandbox's own.
     let mut placed: Vec<(usize, u8, MountOp)> = Vec::new();
     let mut binds: Vec<(PathBuf, bool)> = Vec::new();
-    for b in &plan.binds {
+    for b in &expand_root(&plan.binds)? {
         let meta = match fs::symlink_metadata(&b.path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // e.g. /lib32 on this host
@@ -166,6 +166,63 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
         }
     }
     Ok(ops)
+}
+
+/// Host directories never bound, even under a policy that reads `/`: the
+/// sandbox has its own `/proc` and `/dev`, and no `/sys` at all.
+const NEVER_BOUND: &[&str] = &["/proc", "/sys", "/dev"];
+
+/// A bind of `/` itself cannot be mounted (the new root is the sandbox's own
+/// tmpfs), so it becomes one bind per top-level entry of the host root,
+/// except [`NEVER_BOUND`] and directories with other mounts beneath them (a
+/// user namespace may not bind those without their submounts, and binding
+/// them recursively would show host mounts nobody listed); explicit binds of
+/// top-level entries keep their own mode.
+fn expand_root(binds: &[Bind]) -> Result<Vec<Bind>, PlanError> {
+    let Some(root) = binds.iter().find(|b| b.path == Path::new("/")) else { return Ok(binds.to_vec()) };
+    let io = |path: &str| {
+        let path = PathBuf::from(path);
+        move |source| PlanError::Io { path, source }
+    };
+    let mut out: Vec<Bind> = binds.iter().filter(|b| b.path != Path::new("/")).cloned().collect();
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(io("/proc/self/mountinfo"))?;
+    let mounts: Vec<PathBuf> = mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).map(unescape_mountinfo).collect();
+    let mut names = Vec::new();
+    for entry in fs::read_dir("/").map_err(io("/"))? {
+        names.push(entry.map_err(io("/"))?.path());
+    }
+    names.sort();
+    for path in names {
+        let has_submounts = mounts.iter().any(|m| m != &path && m.starts_with(&path));
+        let never = NEVER_BOUND.iter().any(|n| path == Path::new(n));
+        if never || has_submounts || out.iter().any(|b| b.path == path) {
+            continue;
+        }
+        out.push(Bind { path, writable: root.writable });
+    }
+    Ok(out)
+}
+
+/// A mount point as /proc/self/mountinfo writes it (`\\040` for a space, ...).
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(d) => {
+                out.push(d.iter().fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 fn depth(p: &Path) -> usize {
@@ -271,5 +328,23 @@ mod tests {
         assert!(glob_match(".env*", ".env.local"));
         assert!(glob_match("[a-c]?.txt", "bx.txt"));
         assert!(!glob_match("[!a-c]?.txt", "bx.txt"));
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b\\011c"), PathBuf::from("/a b\tc"));
+        assert_eq!(unescape_mountinfo("/plain\\x"), PathBuf::from("/plain\\x"));
+    }
+
+    #[test]
+    fn slash_becomes_top_level_binds_without_proc_sys_dev() {
+        let binds = vec![Bind { path: "/".into(), writable: false }, Bind { path: "/tmp".into(), writable: true }];
+        let out = expand_root(&binds).unwrap();
+        assert!(out.iter().all(|b| b.path != Path::new("/")));
+        for never in NEVER_BOUND {
+            assert!(out.iter().all(|b| b.path != Path::new(never)), "{never} bound");
+        }
+        assert!(out.contains(&Bind { path: "/usr".into(), writable: false }));
+        assert!(out.contains(&Bind { path: "/tmp".into(), writable: true }), "an explicit bind keeps its mode");
     }
 }

@@ -1,0 +1,195 @@
+//! Attacks on the filesystem view: host secrets, files outside the
+//! workspace, symlinks out of it, deny and protect paths. Each attack runs
+//! inside the real sandbox (`clawcage run`) and is checked from the host too;
+//! each comes with the legitimate use that must keep working.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+mod common;
+
+use common::*;
+
+/// A policy that lists the whole host root as readable.
+const READ_ROOT: &str = "[filesystem]\nread = [\"/\"]\nwrite = [\".\"]\n";
+
+/// `ok` when the command succeeds, else `err`, one line per probe, so a
+/// script's findings can be checked with [`kv`].
+fn probe(name: &str, cmd: &str) -> String {
+    format!("if {cmd} >/dev/null 2>&1; then echo {name}=ok; else echo {name}=err; fi; ")
+}
+
+#[test]
+fn etc_shadow_and_root_stay_unreadable_when_the_policy_reads_slash() {
+    let fx = Fixture::new("fs-root").policy(READ_ROOT);
+    let script = [
+        probe("shadow", "cat /etc/shadow"),
+        probe("gshadow", "cat /etc/gshadow"),
+        probe("root", "ls /root"),
+        probe("passwd", "grep -q ^root: /etc/passwd"),
+        probe("usr", "test -x /usr/bin/env"),
+        probe("sys", "test -e /sys/class"),
+        probe("etcwrite", "touch /etc/clawcage-probe"),
+    ]
+    .concat();
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    let v = kv(&run.stdout);
+    assert_eq!(v["shadow"], "err", "/etc/shadow readable under read = [\"/\"]");
+    assert_eq!(v["gshadow"], "err", "/etc/gshadow readable");
+    assert_eq!(v["root"], "err", "/root listable");
+    assert_eq!(v["sys"], "err", "host /sys visible");
+    assert_eq!(v["etcwrite"], "err", "/etc writable");
+    // The legitimate part of reading `/`: world-readable files are there.
+    assert_eq!(v["passwd"], "ok", "{}", run.stderr);
+    assert_eq!(v["usr"], "ok");
+    assert!(!std::path::Path::new("/etc/clawcage-probe").exists());
+}
+
+#[test]
+fn etc_shadow_is_unreadable_under_the_default_profile() {
+    let fx = Fixture::new("fs-shadow");
+    let run = fx.sh("cat /etc/shadow; echo status=$?; head -c 5 /etc/hostname >/dev/null; echo hostname=$?");
+    run.expect_code(0);
+    let v = kv(&run.stdout);
+    assert_ne!(v["status"], "0", "/etc/shadow was read: {}", run.stdout);
+    assert!(!run.stdout.contains("root:"), "shadow content leaked: {}", run.stdout);
+    assert_eq!(v["hostname"], "0", "world-readable /etc files must stay readable: {}", run.stderr);
+}
+
+#[test]
+fn another_users_private_directory_stays_unreadable_even_when_listed() {
+    let fx = Fixture::new("fs-alice");
+    let secret = fx.write_outside("alice/secret", "alice-secret-42");
+    let alice = secret.parent().unwrap().to_path_buf();
+    chmod(&secret, 0o600);
+    chmod(&alice, 0o700);
+    chown_tree(&alice, 4242, 4242);
+    let open = fx.write_outside("public/readme", "public-text");
+    let read = format!("\"{}\", \"{}\"", alice.display(), open.parent().unwrap().display());
+    let fx = fx.policy(&policy(&read, "\".\"", ""));
+    let script = format!("cat {}; ls {}; cat {}", secret.display(), alice.display(), open.display());
+    let run = fx.sh(&script);
+    assert!(!run.stdout.contains("alice-secret-42"), "another user's private file was read");
+    assert!(run.stderr.contains("Permission denied"), "{}", run.stderr);
+    assert!(run.stdout.contains("public-text"), "a listed world-readable file is missing: {}", run.stderr);
+}
+
+#[test]
+fn the_invoking_users_home_and_ssh_keys_are_not_visible() {
+    let fx = Fixture::new("fs-ssh");
+    let key = fx.write_home(".ssh/id_ed25519", "PRIVATE-KEY-MATERIAL");
+    let home = fx.home.display().to_string();
+    let script = format!(
+        "{}{}{}",
+        probe("key", &format!("cat {}", key.display())),
+        probe("home", &format!("ls {home}")),
+        probe("grep", "grep -rqs PRIVATE-KEY-MATERIAL /home /tmp /etc /opt"),
+    );
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    let v = kv(&run.stdout);
+    assert_eq!(v["key"], "err");
+    assert_eq!(v["home"], "err", "the invoking user's home is visible");
+    assert_eq!(v["grep"], "err", "the key's content is somewhere in the sandbox");
+    // $HOME inside is the sandbox's own, writable, and empty.
+    let run = fx.sh("echo $HOME; ls -A $HOME | wc -l; touch $HOME/f && echo wrote");
+    run.expect_code(0);
+    assert_eq!(run.stdout, "/home/sandbox\n0\nwrote\n", "{}", run.stderr);
+}
+
+#[test]
+fn host_environment_secrets_do_not_reach_the_sandbox_unless_allowlisted() {
+    let fx = Fixture::new("fs-env").env("AWS_SECRET_ACCESS_KEY", "env-secret-9f3").env("LANG", "C.UTF-8");
+    let run = fx.sh("env; cat /proc/self/environ /proc/1/environ /proc/1/cmdline 2>/dev/null | tr '\\0' '\\n'");
+    run.expect_code(0);
+    assert!(!run.stdout.contains("env-secret-9f3"), "a host secret reached the sandbox:\n{}", run.stdout);
+    assert!(run.stdout.contains("LANG=C.UTF-8"), "the default allowlist (LANG) is not passed:\n{}", run.stdout);
+    // Allowlisting the name is the legitimate way in.
+    let fx = fx.policy("[env]\npass = [\"AWS_SECRET_ACCESS_KEY\"]\n");
+    let run = fx.run(&["printenv", "AWS_SECRET_ACCESS_KEY"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "env-secret-9f3\n");
+}
+
+#[test]
+fn writes_outside_the_workspace_fail_and_inside_succeed() {
+    let fx = Fixture::new("fs-write");
+    let outside = fx.write_outside("target", "original");
+    let script = [
+        probe("etc", "touch /etc/x-clawcage"),
+        probe("usr", "touch /usr/x-clawcage"),
+        probe("root", "touch /x-clawcage"),
+        probe("dev", "touch /dev/x-clawcage"),
+        probe("proc", "touch /proc/x-clawcage"),
+        probe("outside", &format!("sh -c 'echo pwned > {}'", outside.display())),
+        probe("ws", "sh -c 'mkdir -p d/e && echo hello > d/e/f'"),
+    ]
+    .concat();
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    let v = kv(&run.stdout);
+    for k in ["etc", "usr", "root", "dev", "proc"] {
+        assert_eq!(v[k], "err", "{k} was writable");
+    }
+    // Outside the workspace is not even visible: the parent directories in
+    // the sandbox's private /tmp are the sandbox's own.
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "original");
+    assert!(!std::path::Path::new("/etc/x-clawcage").exists() && !std::path::Path::new("/usr/x-clawcage").exists());
+    assert_eq!(v["ws"], "ok", "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(fx.ws_path("d/e/f")).unwrap(), "hello\n");
+}
+
+#[test]
+fn symlinks_planted_before_the_run_do_not_reach_their_host_targets() {
+    let fx = Fixture::new("fs-planted");
+    let target = fx.write_outside("secret.txt", "outside-secret");
+    let outdir = target.parent().unwrap().to_path_buf();
+    std::os::unix::fs::symlink(&target, fx.ws_path("to-file")).unwrap();
+    std::os::unix::fs::symlink(&outdir, fx.ws_path("to-dir")).unwrap();
+    std::os::unix::fs::symlink("../outside/secret.txt", fx.ws_path("relative")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", fx.ws_path("to-etc")).unwrap();
+    // Read through every link, then try hard to write through them: create
+    // the missing parents (they would be in the sandbox's /tmp) first.
+    let script = format!(
+        "cat to-file relative to-dir/secret.txt; \
+         mkdir -p {outdir}; echo pwned > to-file; echo pwned > relative; echo pwned > to-dir/new; \
+         echo pwned > to-etc; echo done",
+        outdir = outdir.display()
+    );
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    assert!(!run.stdout.contains("outside-secret"), "read through a planted link:\n{}", run.stdout);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "outside-secret", "wrote through a planted link");
+    assert!(!outdir.join("new").exists(), "created a file through a planted directory link");
+    assert_ne!(std::fs::read_to_string("/etc/hostname").unwrap(), "pwned\n");
+    assert!(run.stderr.contains("Read-only file system"), "to-etc: {}", run.stderr);
+    // The legitimate use: links within the workspace work.
+    fx.write("real.txt", "inside");
+    std::os::unix::fs::symlink("real.txt", fx.ws_path("link.txt")).unwrap();
+    let run = fx.sh("cat link.txt; echo more >> link.txt");
+    run.expect_code(0);
+    assert_eq!(run.stdout, "inside");
+    assert_eq!(std::fs::read_to_string(fx.ws_path("real.txt")).unwrap(), "insidemore\n");
+}
+
+#[test]
+fn symlinks_made_inside_do_not_reach_host_files() {
+    let fx = Fixture::new("fs-made");
+    let target = fx.write_outside("secret.txt", "outside-secret");
+    let script = format!(
+        "ln -s {t} a; ln -s /etc/shadow b; ln -s /etc/hostname c; ln -s / d; \
+         cat a b 2>&1; mkdir -p $(dirname {t}); echo pwned > a; echo pwned > c; echo pwned > d/etc/passwd; \
+         echo pwned > d/usr/bin/pwned; cat {t}; echo end",
+        t = target.display()
+    );
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    assert!(!run.stdout.contains("outside-secret") && !run.stdout.contains("root:"), "{}", run.stdout);
+    // The write through `a` landed in the sandbox's private /tmp, not on the host.
+    assert!(run.stdout.contains("pwned\nend"), "{}", run.stdout);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "outside-secret");
+    assert!(!std::path::Path::new("/usr/bin/pwned").exists());
+    assert!(!std::fs::read_to_string("/etc/passwd").unwrap().contains("pwned"));
+    // The links themselves are in the host workspace, as made.
+    assert_eq!(std::fs::read_link(fx.ws_path("b")).unwrap(), std::path::Path::new("/etc/shadow"));
+}
