@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use std::os::unix::fs::PermissionsExt;
 
 /// A policy that lists the whole host root as readable.
 const READ_ROOT: &str = "[filesystem]\nread = [\"/\"]\nwrite = [\".\"]\n";
@@ -192,4 +193,37 @@ fn symlinks_made_inside_do_not_reach_host_files() {
     assert!(!std::fs::read_to_string("/etc/passwd").unwrap().contains("pwned"));
     // The links themselves are in the host workspace, as made.
     assert_eq!(std::fs::read_link(fx.ws_path("b")).unwrap(), std::path::Path::new("/etc/shadow"));
+}
+
+#[test]
+fn protect_paths_are_read_only_inside_a_writable_workspace() {
+    let fx = Fixture::new("fs-protect");
+    fx.write(".git/hooks/pre-commit", "#!/bin/sh\nexit 0\n");
+    fx.write(".git/config", "[core]\n");
+    fx.write(".git/HEAD", "ref: refs/heads/main\n");
+    let script = [
+        probe("hook", "sh -c 'echo evil >> .git/hooks/pre-commit'"),
+        probe("newhook", "touch .git/hooks/post-checkout"),
+        probe("config", "sh -c 'echo \"[core] fsmonitor = evil\" >> .git/config'"),
+        probe("rmhooks", "rm -rf .git/hooks"),
+        probe("mvhooks", "mv .git/hooks .git/h2"),
+        probe("mvgit", "mv .git g2"),
+        probe("chmod", "chmod 777 .git/hooks/pre-commit"),
+        probe("head", "sh -c 'echo ref: refs/heads/x > .git/HEAD'"),
+        probe("read", "cat .git/hooks/pre-commit"),
+    ]
+    .concat();
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    let v = kv(&run.stdout);
+    for k in ["hook", "newhook", "config", "rmhooks", "mvhooks", "mvgit", "chmod"] {
+        assert_eq!(v[k], "err", "{k}: a protected path was changed\n{}", run.stdout);
+    }
+    assert_eq!(v["head"], "ok", "the rest of .git must stay writable: {}", run.stderr);
+    assert_eq!(v["read"], "ok");
+    assert_eq!(std::fs::read_to_string(fx.ws_path(".git/hooks/pre-commit")).unwrap(), "#!/bin/sh\nexit 0\n");
+    assert_eq!(std::fs::read_to_string(fx.ws_path(".git/config")).unwrap(), "[core]\n");
+    assert!(!fx.ws_path(".git/hooks/post-checkout").exists());
+    let mode = std::fs::metadata(fx.ws_path(".git/hooks/pre-commit")).unwrap().permissions().mode();
+    assert_ne!(mode & 0o777, 0o777);
 }

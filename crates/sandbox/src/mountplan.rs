@@ -60,6 +60,10 @@ pub enum MountOp {
     MaskFile(PathBuf),
     /// Re-bind a path inside a writable bind read-only.
     Protect(PathBuf),
+    /// Bind a directory inside a writable bind onto itself, writable: a mount
+    /// point cannot be renamed or removed, so the sandbox cannot move a
+    /// protected or denied path's ancestor aside and plant its own copy.
+    Pin(PathBuf),
 }
 
 /// Why a plan cannot be carried out on this host.
@@ -148,11 +152,14 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
             continue;
         }
         let is_dir = fs::metadata(&canon).map(|m| m.is_dir()).unwrap_or(false);
+        pin_ancestors(&mut ops, &binds, &canon);
         let op = if is_dir { MountOp::MaskDir(canon) } else { MountOp::MaskFile(canon) };
         if !ops.contains(&op) {
             ops.push(op);
         }
     }
+    // Parents first: a protect mount made after one below it would hide it.
+    protect.sort_by_key(|p| depth(p));
     for p in protect {
         match fs::symlink_metadata(&p) {
             Ok(m) if m.file_type().is_symlink() => return Err(PlanError::ProtectSymlink(p)),
@@ -160,12 +167,29 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
             Err(_) => continue, // nothing to protect yet (see README: review mode covers creation)
         }
         let writable_under = binds.iter().any(|(b, w)| *w && p.starts_with(b));
-        let op = MountOp::Protect(p);
+        let op = MountOp::Protect(p.clone());
         if writable_under && !ops.contains(&op) {
+            pin_ancestors(&mut ops, &binds, &p);
             ops.push(op);
         }
     }
     Ok(ops)
+}
+
+/// [`MountOp::Pin`] every directory strictly between the innermost writable
+/// bind holding `path` and `path` itself, parents first (a pin made later
+/// would hide the mounts below it, so each goes in only once and early).
+fn pin_ancestors(ops: &mut Vec<MountOp>, binds: &[(PathBuf, bool)], path: &Path) {
+    let holder = binds.iter().filter(|(b, _)| path.starts_with(b)).max_by_key(|(b, _)| depth(b));
+    let Some((root, true)) = holder else { return };
+    let mut chain: Vec<&Path> = path.ancestors().skip(1).take_while(|a| a.starts_with(root) && a != root).collect();
+    chain.reverse();
+    for dir in chain {
+        let op = MountOp::Pin(dir.to_path_buf());
+        if !ops.contains(&op) {
+            ops.push(op);
+        }
+    }
 }
 
 /// Host directories never bound, even under a policy that reads `/`: the
@@ -346,5 +370,16 @@ mod tests {
         }
         assert!(out.contains(&Bind { path: "/usr".into(), writable: false }));
         assert!(out.contains(&Bind { path: "/tmp".into(), writable: true }), "an explicit bind keeps its mode");
+    }
+
+    #[test]
+    fn ancestors_of_protected_paths_are_pinned_parents_first_once() {
+        let binds = vec![(PathBuf::from("/ws"), true), (PathBuf::from("/usr"), false)];
+        let mut ops = Vec::new();
+        pin_ancestors(&mut ops, &binds, Path::new("/ws/a/b/c"));
+        pin_ancestors(&mut ops, &binds, Path::new("/ws/a/d"));
+        pin_ancestors(&mut ops, &binds, Path::new("/usr/x/y"));
+        pin_ancestors(&mut ops, &binds, Path::new("/ws/top"));
+        assert_eq!(ops, vec![MountOp::Pin("/ws/a".into()), MountOp::Pin("/ws/a/b".into())]);
     }
 }

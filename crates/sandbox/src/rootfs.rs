@@ -103,6 +103,10 @@ pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
             MountOp::Dev { tty, shm_size } => dev(*tty, *shm_size)?,
             MountOp::MaskDir(path) => mask_dir(path)?,
             MountOp::MaskFile(path) => mask_file(path)?,
+            MountOp::Pin(path) => {
+                bind(path, path)?;
+                set_attr(path, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+            }
             MountOp::Protect(path) => {
                 bind(path, path)?;
                 set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
