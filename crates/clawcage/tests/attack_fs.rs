@@ -84,7 +84,7 @@ fn the_invoking_users_home_and_ssh_keys_are_not_visible() {
         "{}{}{}",
         probe("key", &format!("cat {}", key.display())),
         probe("home", &format!("ls {home}")),
-        probe("grep", "grep -rqs PRIVATE-KEY-MATERIAL /home /tmp /etc /opt"),
+        probe("grep", "grep -rqs PRIVATE-KEY-MATERIAL /home /tmp /etc"),
     );
     let run = fx.sh(&script);
     run.expect_code(0);
@@ -226,4 +226,134 @@ fn protect_paths_are_read_only_inside_a_writable_workspace() {
     assert!(!fx.ws_path(".git/hooks/post-checkout").exists());
     let mode = std::fs::metadata(fx.ws_path(".git/hooks/pre-commit")).unwrap().permissions().mode();
     assert_ne!(mode & 0o777, 0o777);
+}
+
+/// `name=ENOENT` when `path` does not exist at all (stat fails with "No such
+/// file or directory"), else what stat said.
+fn absent_probe(name: &str, path: &str) -> String {
+    format!("if out=$(stat {path} 2>&1); then echo {name}=exists; else case \"$out\" in *'No such file'*) echo {name}=ENOENT;; *) echo {name}=other;; esac; fi; ")
+}
+
+#[test]
+fn deny_paths_under_read_paths_are_absent_not_just_unreadable() {
+    let fx = Fixture::new("fs-deny-ro");
+    let tree = fx.outside.join("tree");
+    fx.write_outside("tree/secret.txt", "deny-secret-1");
+    fx.write_outside("tree/keys/id", "deny-secret-2");
+    fx.write_outside("tree/deep/er/token", "deny-secret-3");
+    fx.write_outside("tree/deep/er/fine", "visible-2");
+    fx.write_outside("tree/readme", "visible-1");
+    fx.write_outside("gone/x", "deny-secret-4");
+    let t = tree.display().to_string();
+    let gone = fx.outside.join("gone").display().to_string();
+    let more = format!("deny = [\"{t}/secret.txt\", \"{t}/keys\", \"{t}/deep/er/token\", \"{gone}\"]");
+    let fx = fx.policy(&policy(&format!("\"{t}\", \"{gone}\""), "\".\"", &more));
+    let script = [
+        absent_probe("file", &format!("{t}/secret.txt")),
+        absent_probe("dir", &format!("{t}/keys")),
+        absent_probe("inner", &format!("{t}/keys/id")),
+        absent_probe("deep", &format!("{t}/deep/er/token")),
+        absent_probe("bind", &gone),
+        format!("echo listing=$(ls -A {t} | tr '\\n' ,); echo deeplist=$(ls -A {t}/deep/er | tr '\\n' ,); "),
+        format!("cat {t}/readme {t}/deep/er/fine; echo; grep -rh deny-secret {t} {gone}; echo grep=$?"),
+    ]
+    .concat();
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    let v = kv(&run.stdout);
+    for k in ["file", "dir", "inner", "deep", "bind"] {
+        assert_eq!(v[k], "ENOENT", "{k}: a denied path exists inside\n{}{}", run.stdout, run.stderr);
+    }
+    assert_eq!(v["listing"], "deep,readme,", "{}", run.stdout);
+    assert_eq!(v["deeplist"], "fine,");
+    assert!(run.stdout.contains("visible-1visible-2"), "siblings of denied paths must stay readable: {}", run.stderr);
+    assert!(!run.stdout.contains("deny-secret"), "{}", run.stdout);
+    assert_ne!(v["grep"], "0");
+}
+
+#[test]
+fn a_denied_ssh_directory_is_absent_when_the_home_is_readable() {
+    let fx = Fixture::new("fs-deny-home");
+    fx.write_home(".ssh/id_ed25519", "PRIVATE-KEY-MATERIAL");
+    fx.write_home(".aws/credentials", "aws-secret");
+    fx.write_home(".profile", "visible-profile");
+    let h = fx.home.display().to_string();
+    let fx = fx.policy(&policy("\"~\"", "\".\"", "deny = [\"~/.ssh\", \"~/.aws/credentials\"]"));
+    let script = [
+        absent_probe("ssh", &format!("{h}/.ssh")),
+        absent_probe("key", &format!("{h}/.ssh/id_ed25519")),
+        absent_probe("aws", &format!("{h}/.aws/credentials")),
+        format!("echo listing=$(ls -A {h} | tr '\\n' ,); cat {h}/.profile; echo"),
+    ]
+    .concat();
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    let v = kv(&run.stdout);
+    assert_eq!(v["ssh"], "ENOENT", "{}", run.stdout);
+    assert_eq!(v["key"], "ENOENT");
+    assert_eq!(v["aws"], "ENOENT");
+    assert_eq!(v["listing"], ".aws,.profile,");
+    assert!(run.stdout.contains("visible-profile"), "{}", run.stderr);
+}
+
+#[test]
+fn deny_globs_in_a_read_only_workspace_are_absent() {
+    let fx = Fixture::new("fs-deny-glob");
+    fx.write(".env", "TOKEN=glob-secret-1");
+    fx.write("app/.env", "TOKEN=glob-secret-2");
+    fx.write("secrets/prod.key", "glob-secret-3");
+    fx.write("app/main.py", "print('ok')");
+    let fx = fx.policy("extends = \"offline\"\n[filesystem]\ndeny = [\"**/.env\", \"secrets\"]\n");
+    let script = [
+        absent_probe("root_env", ".env"),
+        absent_probe("app_env", "app/.env"),
+        absent_probe("secrets", "secrets"),
+        "echo listing=$(ls -A . | tr '\\n' ,); cat app/main.py; echo; grep -r glob-secret .; echo grep=$?".to_string(),
+    ]
+    .concat();
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    let v = kv(&run.stdout);
+    for k in ["root_env", "app_env", "secrets"] {
+        assert_eq!(v[k], "ENOENT", "{k}\n{}{}", run.stdout, run.stderr);
+    }
+    assert_eq!(v["listing"], "app,", "{}", run.stdout);
+    assert!(run.stdout.contains("print('ok')"), "{}", run.stderr);
+    assert_ne!(v["grep"], "0", "{}", run.stdout);
+}
+
+/// Known limit (README): inside a writable path a denied entry cannot be
+/// made absent without giving up direct writes, so it is an empty read-only
+/// placeholder. Its contents stay out of reach and it cannot be replaced,
+/// removed, or moved aside (nor can its parent).
+#[test]
+fn deny_globs_in_a_writable_workspace_hide_contents_and_cannot_be_replaced() {
+    let fx = Fixture::new("fs-deny-rw");
+    fx.write(".env", "TOKEN=rw-secret-1");
+    fx.write("app/.env", "TOKEN=rw-secret-2");
+    fx.write("secrets/prod.key", "rw-secret-3");
+    let fx = fx.policy(&policy("", "\".\"", "deny = [\"**/.env\", \"secrets\"]"));
+    let script = [
+        "cat .env app/.env secrets/prod.key 2>/dev/null; grep -r rw-secret .; echo grep=$?; ".to_string(),
+        probe("write", "sh -c 'echo X=1 > app/.env'"),
+        probe("rm", "rm -f .env"),
+        probe("mv", "mv app/.env app/env2"),
+        probe("mvparent", "mv app app2"),
+        probe("rmdir", "rm -rf secrets"),
+        probe("plant", "sh -c 'echo x > secrets/new'"),
+        probe("legit", "sh -c 'echo code > app/main.py'"),
+    ]
+    .concat();
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    let v = kv(&run.stdout);
+    assert!(!run.stdout.contains("rw-secret"), "{}", run.stdout);
+    for k in ["write", "rm", "mv", "mvparent", "rmdir", "plant"] {
+        assert_eq!(v[k], "err", "{k}\n{}", run.stdout);
+    }
+    assert_eq!(v["legit"], "ok", "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(fx.ws_path("app/.env")).unwrap(), "TOKEN=rw-secret-2");
+    assert_eq!(std::fs::read_to_string(fx.ws_path(".env")).unwrap(), "TOKEN=rw-secret-1");
+    assert!(!fx.ws_path("secrets/new").exists() && !fx.ws_path("app2").exists());
+    assert_eq!(std::fs::read_to_string(fx.ws_path("app/main.py")).unwrap(), "code\n");
 }

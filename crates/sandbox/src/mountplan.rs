@@ -54,6 +54,15 @@ pub enum MountOp {
         /// Size of /dev/shm.
         shm_size: u64,
     },
+    /// Make `names` (relative to the read-only bind at `path`) absent: a
+    /// read-only overlay of the bind under a layer of whiteouts, mounted
+    /// right after the bind.
+    Hide {
+        /// The read-only bind (mount point of the overlay).
+        path: PathBuf,
+        /// Paths relative to `path` that must not exist inside.
+        names: Vec<PathBuf>,
+    },
     /// Hide the contents of a directory (empty read-only tmpfs over it).
     MaskDir(PathBuf),
     /// Hide the contents of a file (an empty read-only file over it).
@@ -124,21 +133,8 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
             binds.push((canon, b.writable));
         }
     }
-    for (path, writable) in &binds {
-        let dir = fs::metadata(path).map_err(|source| PlanError::Io { path: path.clone(), source })?.is_dir();
-        let idmap = idmap_writable && (*writable || path.starts_with(&ws));
-        placed.push((depth(path), 0, MountOp::Bind { path: path.clone(), writable: *writable, dir, idmap }));
-    }
-    let home_root = Path::new(SANDBOX_HOME).parent().unwrap_or(Path::new("/home")).to_path_buf();
-    placed.push((1, 1, MountOp::Proc));
-    placed.push((1, 1, MountOp::Dev { tty, shm_size: disk }));
-    placed.push((1, 1, MountOp::Tmpfs { path: "/tmp".into(), size: disk, mode: 0o1777 }));
-    placed.push((depth(&home_root), 1, MountOp::Tmpfs { path: home_root, size: disk, mode: 0o755 }));
-    placed.sort_by_key(|p| (p.0, p.1));
-    let mut ops: Vec<MountOp> = placed.into_iter().map(|(_, _, op)| op).collect();
-
-    // Masks and protections go on top of everything they might sit under.
-    let visible = |p: &Path| binds.iter().any(|(b, _)| p.starts_with(b));
+    // Deny paths as the host resolves them, outermost only (nothing below a
+    // denied path needs a mount of its own), and protect paths.
     let mut deny: Vec<PathBuf> = plan.deny.clone();
     let mut protect: Vec<PathBuf> = plan.protect.clone();
     if !plan.deny_globs.is_empty() || !plan.protect_globs.is_empty() {
@@ -146,18 +142,62 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
         deny.extend(d);
         protect.extend(p);
     }
-    for d in deny {
-        let Ok(canon) = fs::canonicalize(&d) else { continue };
-        if !visible(&canon) {
-            continue;
-        }
-        let is_dir = fs::metadata(&canon).map(|m| m.is_dir()).unwrap_or(false);
-        pin_ancestors(&mut ops, &binds, &canon);
-        let op = if is_dir { MountOp::MaskDir(canon) } else { MountOp::MaskFile(canon) };
-        if !ops.contains(&op) {
-            ops.push(op);
+    let mut denied: Vec<PathBuf> = deny.iter().filter_map(|d| fs::canonicalize(d).ok()).collect();
+    denied.sort_by_key(|d| depth(d));
+    let mut outermost: Vec<PathBuf> = Vec::new();
+    for d in denied {
+        if !outermost.iter().any(|o| d.starts_with(o)) {
+            outermost.push(d);
         }
     }
+    let is_denied = |p: &Path| outermost.iter().any(|d| p.starts_with(d));
+    // A denied bind (or one below a denied path) is simply not made.
+    binds.retain(|(b, _)| !is_denied(b));
+    placed.retain(|(_, _, op)| !matches!(op, MountOp::Symlink { path, .. } if is_denied(path)));
+
+    // Denied paths inside a read-only bind are whited out of an overlay of
+    // it (absent: ENOENT); inside a writable bind they are masked.
+    let mut hidden: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+    let mut masks: Vec<MountOp> = Vec::new();
+    for d in &outermost {
+        let holder = binds.iter().filter(|(b, _)| d.starts_with(b)).max_by_key(|(b, _)| depth(b));
+        match holder {
+            None => {} // not visible anyway
+            Some((root, false)) => {
+                let Ok(rel) = d.strip_prefix(root) else { continue };
+                match hidden.iter_mut().find(|(r, _)| r == root) {
+                    Some((_, names)) => names.push(rel.to_path_buf()),
+                    None => hidden.push((root.clone(), vec![rel.to_path_buf()])),
+                }
+            }
+            Some((_, true)) => {
+                let is_dir = fs::metadata(d).map(|m| m.is_dir()).unwrap_or(false);
+                pin_ancestors(&mut masks, &binds, d);
+                masks.push(if is_dir { MountOp::MaskDir(d.clone()) } else { MountOp::MaskFile(d.clone()) });
+            }
+        }
+    }
+
+    for (path, writable) in &binds {
+        let dir = fs::metadata(path).map_err(|source| PlanError::Io { path: path.clone(), source })?.is_dir();
+        let idmap = idmap_writable && (*writable || path.starts_with(&ws));
+        placed.push((depth(path), 0, MountOp::Bind { path: path.clone(), writable: *writable, dir, idmap }));
+        // Right after its bind: binds below it go on top of the overlay.
+        if let Some((_, names)) = hidden.iter().find(|(r, _)| r == path) {
+            placed.push((depth(path), 0, MountOp::Hide { path: path.clone(), names: names.clone() }));
+        }
+    }
+    let home_root = Path::new(SANDBOX_HOME).parent().unwrap_or(Path::new("/home")).to_path_buf();
+    placed.push((1, 1, MountOp::Proc));
+    placed.push((1, 1, MountOp::Dev { tty, shm_size: disk }));
+    placed.push((1, 1, MountOp::Tmpfs { path: "/tmp".into(), size: disk, mode: 0o1777 }));
+    placed.push((depth(&home_root), 1, MountOp::Tmpfs { path: home_root, size: disk, mode: 0o755 }));
+    // A stable sort: each Hide stays right behind its Bind.
+    placed.sort_by_key(|p| (p.0, p.1));
+    let mut ops: Vec<MountOp> = placed.into_iter().map(|(_, _, op)| op).collect();
+
+    // Masks and protections go on top of everything they might sit under.
+    ops.extend(masks);
     // Parents first: a protect mount made after one below it would hide it.
     protect.sort_by_key(|p| depth(p));
     for p in protect {
@@ -168,7 +208,7 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
         }
         let writable_under = binds.iter().any(|(b, w)| *w && p.starts_with(b));
         let op = MountOp::Protect(p.clone());
-        if writable_under && !ops.contains(&op) {
+        if writable_under && !is_denied(&p) && !ops.contains(&op) {
             pin_ancestors(&mut ops, &binds, &p);
             ops.push(op);
         }
@@ -370,6 +410,42 @@ mod tests {
         }
         assert!(out.contains(&Bind { path: "/usr".into(), writable: false }));
         assert!(out.contains(&Bind { path: "/tmp".into(), writable: true }), "an explicit bind keeps its mode");
+    }
+
+    #[test]
+    fn deny_paths_become_whiteouts_masks_or_missing_binds() {
+        let root = std::env::temp_dir().join(format!("clawcage-plan-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for d in ["ws/app", "ro/sub", "gone/x"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in ["ws/app/.env", "ro/sub/key", "ro/keep"] {
+            fs::write(root.join(f), "x").unwrap();
+        }
+        let bind = |p: &str, writable| Bind { path: root.join(p), writable };
+        let plan = Plan {
+            workspace: root.join("ws"),
+            binds: vec![bind("ws", true), bind("ro", false), bind("gone", false), bind("gone/x", false)],
+            deny: vec![root.join("ro/sub/key"), root.join("gone"), root.join("ws/app/.env")],
+            deny_globs: vec![],
+            protect: vec![],
+            protect_globs: vec![],
+            limits: Default::default(),
+            env: vec![],
+            allow_missing: vec![],
+            direct_changes: true,
+        };
+        let ops = resolve(&plan, false, false).unwrap();
+        let _ = fs::remove_dir_all(&root);
+        let bound: Vec<&PathBuf> =
+            ops.iter().filter_map(|o| if let MountOp::Bind { path, .. } = o { Some(path) } else { None }).collect();
+        assert_eq!(bound, vec![&root.join("ws"), &root.join("ro")], "denied binds are not made");
+        let at = |op: &MountOp| ops.iter().position(|o| o == op).unwrap();
+        let hide = MountOp::Hide { path: root.join("ro"), names: vec![PathBuf::from("sub/key")] };
+        let ro = ops.iter().position(|o| matches!(o, MountOp::Bind { path, .. } if *path == root.join("ro"))).unwrap();
+        assert_eq!(at(&hide), ro + 1, "the overlay goes right after its bind: {ops:#?}");
+        let mask = at(&MountOp::MaskFile(root.join("ws/app/.env")));
+        assert!(at(&MountOp::Pin(root.join("ws/app"))) < mask, "{ops:#?}");
     }
 
     #[test]
