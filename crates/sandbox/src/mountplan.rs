@@ -462,6 +462,7 @@ mod tests {
             env: vec![],
             allow_missing: vec![],
             direct_changes: true,
+            network: None,
         };
         let ops = resolve(&plan, false, false).unwrap();
         let _ = fs::remove_dir_all(&root);
@@ -485,5 +486,37 @@ mod tests {
         pin_ancestors(&mut ops, &binds, Path::new("/usr/x/y"));
         pin_ancestors(&mut ops, &binds, Path::new("/ws/top"));
         assert_eq!(ops, vec![MountOp::Pin("/ws/a".into()), MountOp::Pin("/ws/a/b".into())]);
+    }
+
+    #[test]
+    fn the_ca_bundle_is_bound_at_its_path_and_over_visible_system_bundles() {
+        let root = std::env::temp_dir().join(format!("clawcage-mountplan-ca-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("ws")).unwrap();
+        let bundle = root.join("bundle.pem");
+        fs::write(&bundle, "pem").unwrap();
+        let policy = clawcage_policy::parse_str("[network]\nallow = [\"a.test\"]\n", "p.toml").unwrap();
+        let ctx = clawcage_policy::Context {
+            workspace: root.join("ws"),
+            host_home: root.clone(),
+            host_env: Default::default(),
+            extra_env: vec![],
+        };
+        let mut plan = clawcage_policy::plan(&policy, &ctx);
+        plan.set_ca_bundle(bundle.clone());
+        let ops = resolve(&plan, false, false).unwrap();
+        let files: Vec<(&PathBuf, &PathBuf)> = ops
+            .iter()
+            .filter_map(|o| if let MountOp::File { src, dst, .. } = o { Some((src, dst)) } else { None })
+            .collect();
+        assert!(files.contains(&(&bundle, &PathBuf::from(clawcage_policy::SANDBOX_CA_FILE))), "{files:?}");
+        let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
+        if let Ok(canon) = fs::canonicalize(system) {
+            assert!(files.contains(&(&bundle, &canon)), "the default profile shows /etc: {files:?}");
+        }
+        // No network, no bundle.
+        plan.network = None;
+        assert!(!resolve(&plan, false, false).unwrap().iter().any(|o| matches!(o, MountOp::File { .. })));
+        let _ = fs::remove_dir_all(&root);
     }
 }
