@@ -145,6 +145,19 @@ fn main() {
         / time(&mut || {
             request(&mut connect(pp), &abs(&target), &host);
         });
+    let bulk_tunnel = mib
+        / time(&mut || {
+            let mut s = connect(pp);
+            write!(s.get_mut(), "CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+            loop {
+                let mut h = String::new();
+                s.read_line(&mut h).unwrap();
+                if h == "\r\n" {
+                    break;
+                }
+            }
+            request(&mut s, &target, &host);
+        });
     proxy.shutdown();
 
     let ka_added = ka_proxy - ka_direct;
@@ -154,5 +167,11 @@ fn main() {
     println!("requests: {n} per case; bulk: {mib:.0} MiB; sink: in memory");
     println!("keep-alive      direct {ka_direct:8.1} us/req  proxy {ka_proxy:8.1} us/req  added {ka_added:7.1} us  ratio {:.2}  {} (<= 500 us added)", ka_proxy / ka_direct, verdict(ka_added <= 500.0));
     println!("new connection  direct {nc_direct:8.1} us/req  proxy {nc_proxy:8.1} us/req  added {nc_added:7.1} us  ratio {:.2}  {} (<= 500 us added)", nc_proxy / nc_direct, verdict(nc_added <= 500.0));
-    println!("bulk            direct {bulk_direct:8.0} MiB/s   proxy {bulk_proxy:8.0} MiB/s   ratio {ratio:.2}  {} (>= 0.80)", verdict(ratio >= 0.8));
+    println!("bulk http       direct {bulk_direct:8.0} MiB/s   proxy {bulk_proxy:8.0} MiB/s   ratio {ratio:.2}  {} (>= 0.80)", verdict(ratio >= 0.8));
+    let tr = bulk_tunnel / bulk_direct;
+    println!(
+        "bulk CONNECT    direct {bulk_direct:8.0} MiB/s   proxy {bulk_tunnel:8.0} MiB/s   ratio {tr:.2}  {} (>= 0.80)",
+        verdict(tr >= 0.8)
+    );
+    println!("(2 cores: direct runs client + origin, proxied adds a third busy process)");
 }
