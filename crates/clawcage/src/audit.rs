@@ -89,6 +89,16 @@ impl RunRecord {
         Ok(RunRecord { sink: AuditSink::new(log, Some(task.clone())), store, task, policy_hash, call: None })
     }
 
+    /// The task's id.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// Append a product-level record (`kind`, `data`) of this task.
+    pub fn append(&self, kind: &str, data: Value) -> Result<()> {
+        self.sink.log.append(Some(&self.task), kind, data).map(|_| ()).context("audit log")
+    }
+
     /// The sandbox id in records: one sandbox per run task, named after it.
     fn sandbox(&self) -> String {
         self.task.clone()

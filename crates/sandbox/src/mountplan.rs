@@ -60,6 +60,14 @@ pub enum MountOp {
     MaskFile(PathBuf),
     /// Re-bind a path inside a writable bind read-only.
     Protect(PathBuf),
+    /// Hold the workspace's changes (`changes = "review"`): what is mounted
+    /// at `path` becomes, read-only, the lower layer of an overlay mounted
+    /// over it; the upper and work directories arrive from the supervisor as
+    /// open descriptors (their host paths need not be reachable inside).
+    Overlay {
+        /// The workspace.
+        path: PathBuf,
+    },
 }
 
 /// Why a plan cannot be carried out on this host.
@@ -84,6 +92,9 @@ pub enum PlanError {
         /// Underlying error.
         source: io::Error,
     },
+    /// `changes = "review"` without the task's overlay directories, or the reverse.
+    #[error("{0}")]
+    Review(&'static str),
     /// Glob expansion would walk too much.
     #[error("workspace {0} has more than {MAX_GLOB_WALK} entries: deny/protect globs cannot be expanded safely; list explicit paths instead")]
     TooLarge(PathBuf),
@@ -94,6 +105,15 @@ pub enum PlanError {
 pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<MountOp>, PlanError> {
     let ws = fs::canonicalize(&plan.workspace)
         .map_err(|source| PlanError::Workspace { path: plan.workspace.clone(), source })?;
+    match (plan.direct_changes, &plan.review) {
+        (false, None) => {
+            return Err(PlanError::Review(
+                "changes = \"review\" but the plan names no review directory: refusing to write the workspace directly",
+            ))
+        }
+        (true, Some(_)) => return Err(PlanError::Review("the plan names a review directory but changes are direct")),
+        _ => {}
+    }
     let disk = plan.limits.disk.unwrap_or(1 << 30);
     // (depth, order-in-depth, op): fixed mounts sort after binds of the same
     // depth so that /tmp, /home, /proc and /dev are always the sandbox's own.
@@ -130,7 +150,15 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
     placed.push((1, 1, MountOp::Dev { tty, shm_size: disk }));
     placed.push((1, 1, MountOp::Tmpfs { path: "/tmp".into(), size: disk, mode: 0o1777 }));
     placed.push((depth(&home_root), 1, MountOp::Tmpfs { path: home_root, size: disk, mode: 0o755 }));
-    placed.sort_by_key(|p| (p.0, p.1));
+    // Reviewed changes: the overlay goes over the workspace right after the
+    // bind that shows it, before anything mounted below it (binds under the
+    // workspace, masks, protections) so that those sit on the overlay. A
+    // workspace that is not writable cannot change: no overlay.
+    let shown_by = binds.iter().filter(|(b, _)| ws.starts_with(b)).max_by_key(|(b, _)| depth(b));
+    if plan.review.is_some() && shown_by.is_some_and(|(_, w)| *w) {
+        placed.push((depth(&ws), 0, MountOp::Overlay { path: ws.clone() }));
+    }
+    placed.sort_by_key(|p| (p.0, p.1, matches!(p.2, MountOp::Overlay { .. })));
     let mut ops: Vec<MountOp> = placed.into_iter().map(|(_, _, op)| op).collect();
 
     // Masks and protections go on top of everything they might sit under.
