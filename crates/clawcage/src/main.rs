@@ -17,6 +17,8 @@ mod term;
 
 /// Exit status when clawcage itself fails (DESIGN.md).
 const EXIT_SETUP: u8 = 125;
+/// Exit status when the command may not run (an approval was denied or timed out).
+const EXIT_REFUSED: u8 = 126;
 
 #[derive(Parser)]
 #[command(name = "clawcage", version, about = "Run AI agents' commands in a locked-down sandbox")]
@@ -210,6 +212,14 @@ fn run(
         }
     };
     plan.review = held.as_ref().map(|r| r.layers());
+    // A command an approval rule names waits for a person before anything starts.
+    let denied = review_cmd::approve_run(&record, &policy, &command, &plan.workspace)
+        .map_err(|e| record.failed("approval", e))?;
+    if let Some(why) = denied {
+        record.refused(&format!("not run: {why}"))?;
+        eprintln!("clawcage: not run: {why}");
+        return Ok(ExitCode::from(EXIT_REFUSED));
+    }
     let mut sandbox = Sandbox::start(&plan, &Options { tty }).map_err(|e| record.failed("sandbox start", e.into()))?;
     record.sandbox_started(&sandbox.limits_mechanism().to_string())?;
 

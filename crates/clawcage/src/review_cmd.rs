@@ -5,6 +5,7 @@
 use crate::audit::{self, RunRecord};
 use anyhow::{bail, Context as _, Result};
 use clawcage_policy::Policy;
+use clawcage_review::approve::{Gate, TerminalPrompter, Verdict};
 use clawcage_review::{ApplyError, ReviewDir, ReviewError};
 use clawcage_store::audit::AuditLog;
 use clawcage_store::Store;
@@ -26,6 +27,22 @@ pub fn hold(task: &str, policy: &Policy, workspace: &Path) -> Result<ReviewDir> 
     }
     let protect = clawcage_review::protect_for(policy, workspace);
     ReviewDir::create(&dir, workspace, protect).context("review directory")
+}
+
+/// `[approvals] commands` for the command `run` is about to start: `None`
+/// when it may run (no rule matched, or approved at the terminal), else the
+/// line saying why not. The request and decision are stored and audited
+/// before this returns (see `clawcage_review::approve`).
+pub fn approve_run(record: &RunRecord, policy: &Policy, argv: &[String], cwd: &Path) -> Result<Option<String>> {
+    if policy.approvals.commands.is_empty() {
+        return Ok(None);
+    }
+    let store = Store::open(&audit::state()?.db)?;
+    let gate = Gate::new(store, record.log(), record.task(), policy.approvals.clone(), Box::new(TerminalPrompter));
+    Ok(match gate.check_command(argv, &cwd.display().to_string())? {
+        Verdict::NotNeeded | Verdict::Approved { .. } => None,
+        Verdict::Denied { reason, .. } => Some(reason),
+    })
 }
 
 /// After the run: record the file-change summary and tell the user where

@@ -14,9 +14,11 @@
 //! stamps when the task started).
 
 pub mod apply;
+pub mod approve;
 pub mod diff;
 pub mod manifest;
 pub mod scan;
+mod tty;
 
 pub use apply::{ApplyError, Protect, Report};
 pub use manifest::{Kind, Manifest};
