@@ -12,6 +12,7 @@ use clawcage_store::Store;
 use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Make the review directory of `task` (its overlay layers and the
 /// workspace's baseline) before the sandbox starts.
@@ -26,7 +27,9 @@ pub fn hold(task: &str, policy: &Policy, workspace: &Path) -> Result<ReviewDir> 
         );
     }
     let protect = clawcage_review::protect_for(policy, workspace);
-    ReviewDir::create(&dir, workspace, protect).context("review directory")
+    let mut held = ReviewDir::create(&dir, workspace, protect).context("review directory")?;
+    held.set_write_approvals(&policy.approvals).context("review directory")?;
+    Ok(held)
 }
 
 /// `[approvals] commands` for the command `run` is about to start: `None`
@@ -77,7 +80,8 @@ fn change_line(c: &clawcage_review::Change) -> String {
 struct Reviewed {
     task: String,
     dir: ReviewDir,
-    log: AuditLog,
+    log: Arc<AuditLog>,
+    db: std::path::PathBuf,
 }
 
 fn open(task: &str) -> Result<Reviewed> {
@@ -94,8 +98,8 @@ fn open(task: &str) -> Result<Reviewed> {
         bail!("task {task} holds no reviewed changes (it ran with changes = \"direct\")");
     }
     let dir = ReviewDir::open(&root)?;
-    let log = audit::open_log(&paths).context("audit log")?;
-    Ok(Reviewed { task: task.to_string(), dir, log })
+    let log = Arc::new(audit::open_log(&paths).context("audit log")?);
+    Ok(Reviewed { task: task.to_string(), dir, log, db: paths.db.clone() })
 }
 
 impl Reviewed {
@@ -121,11 +125,21 @@ pub fn diff(task: &str) -> Result<ExitCode> {
 }
 
 /// `clawcage apply TASK`: exit 0 applied (protected paths refused are
-/// listed), 1 refused because the workspace changed underneath.
+/// listed), 1 refused because the workspace changed underneath, 126 when
+/// an `[approvals] writes` rule matched and the approver refused.
 pub fn apply(task: &str) -> Result<ExitCode> {
     let r = open(task)?;
     let changes = r.dir.changes()?;
     let workspace = r.dir.workspace().display().to_string();
+    let approvals = r.dir.write_approvals();
+    if !approvals.writes.is_empty() {
+        let paths: Vec<String> = changes.iter().map(|c| c.path().display().to_string()).collect();
+        let gate = Gate::new(Store::open(&r.db)?, r.log.clone(), task, approvals, Box::new(TerminalPrompter));
+        if let Verdict::Denied { reason, .. } = gate.check_writes(&paths, &workspace)? {
+            eprintln!("clawcage: apply refused: {reason}; nothing applied");
+            return Ok(ExitCode::from(126));
+        }
+    }
     r.record(
         "changes_apply",
         json!({ "workspace": workspace, "by": decider(), "changes": clawcage_review::summary_json(&changes) }),

@@ -65,6 +65,13 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ReviewError + '_ {
 struct Meta {
     workspace: PathBuf,
     protect: Protect,
+    /// `[approvals] writes` of the task's policy: applying a change to a
+    /// matching path waits for a person.
+    #[serde(default)]
+    write_rules: Vec<String>,
+    /// `[approvals] timeout`, in milliseconds.
+    #[serde(default)]
+    approval_timeout_ms: u64,
 }
 
 /// The review state of one task.
@@ -79,7 +86,8 @@ impl ReviewDir {
     pub fn create(root: &Path, workspace: &Path, protect: Protect) -> Result<ReviewDir, ReviewError> {
         let workspace = fs::canonicalize(workspace).map_err(io_at(workspace))?;
         fs::DirBuilder::new().recursive(true).mode(0o700).create(root).map_err(io_at(root))?;
-        let dir = ReviewDir { root: root.to_path_buf(), meta: Meta { workspace, protect } };
+        let meta = Meta { workspace, protect, write_rules: Vec::new(), approval_timeout_ms: 0 };
+        let dir = ReviewDir { root: root.to_path_buf(), meta };
         for d in [dir.layers_dir(), dir.upper(), dir.work()] {
             fs::DirBuilder::new().mode(0o700).create(&d).map_err(io_at(&d))?;
         }
@@ -121,6 +129,24 @@ impl ReviewDir {
     /// stay beside it, out of the task's reach.
     pub fn layers_dir(&self) -> PathBuf {
         self.root.join("layers")
+    }
+
+    /// Make applying changes to paths matching `approvals.writes` wait for
+    /// approval (kept in `review.json`, so a later `apply` knows).
+    pub fn set_write_approvals(&mut self, approvals: &clawcage_policy::approval::Approvals) -> Result<(), ReviewError> {
+        self.meta.write_rules = approvals.writes.clone();
+        self.meta.approval_timeout_ms = u64::try_from(approvals.timeout.as_millis()).unwrap_or(u64::MAX);
+        self.write_json("review.json", &self.meta)
+    }
+
+    /// The write approvals applying these changes is subject to.
+    pub fn write_approvals(&self) -> clawcage_policy::approval::Approvals {
+        let mut a =
+            clawcage_policy::approval::Approvals { writes: self.meta.write_rules.clone(), ..Default::default() };
+        if self.meta.approval_timeout_ms > 0 {
+            a.timeout = std::time::Duration::from_millis(self.meta.approval_timeout_ms);
+        }
+        a
     }
 
     /// The protections applied at apply time.
