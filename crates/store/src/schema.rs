@@ -123,5 +123,14 @@ CREATE TABLE approvals (
 CREATE INDEX approvals_pending ON approvals (status, expires_ms);
 ";
 
+/// Migration 3: the conversation a queued task belongs to (a chat, a
+/// thread, a schedule). At most one task of a conversation holds a live
+/// lease at a time, so a conversation's tasks run one after another, oldest
+/// first, whichever process claims them.
+const V3: &str = "
+ALTER TABLE queue ADD COLUMN conversation TEXT;
+CREATE INDEX queue_conversation ON queue (conversation, lease_until_ms) WHERE conversation IS NOT NULL;
+";
+
 /// Every migration, in order; `user_version` = how many are applied.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
