@@ -67,6 +67,9 @@ enum Cmd {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// Internal: own one task's sandbox for `agent` (control socket on fd 3).
+    #[command(name = "__sandbox-helper", hide = true)]
+    SandboxHelper,
 }
 
 #[derive(Subcommand)]
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Cmd::Audit { cmd: AuditCmd::Show { task } } => audit_cmd::show(task.as_deref()),
         Cmd::Audit { cmd: AuditCmd::Export { format } } => audit_cmd::export(&format),
         Cmd::Tasks { task, status, limit } => tasks_cmd::tasks(task.as_deref(), status.as_deref(), limit),
+        Cmd::SandboxHelper => clawcage_agent::helper::serve().map(|()| ExitCode::SUCCESS).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

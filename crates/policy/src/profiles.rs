@@ -56,6 +56,7 @@ fn default() -> Policy {
         env: Env { pass: ["LANG", "LC_ALL", "TERM", "TZ"].map(String::from).to_vec(), set: Default::default() },
         sandbox: SandboxOptions::default(),
         approvals: Approvals::default(),
+        secrets: Default::default(),
     }
 }
 
@@ -78,7 +79,8 @@ fn offline() -> Policy {
 /// - read-only in addition: `~/.cargo ~/.rustup ~/.npm ~/.pyenv ~/.local`
 /// - denied: `~/.ssh ~/.aws ~/.gnupg ~/.config/gh **/.env`
 /// - network: crates.io, static.crates.io, index.crates.io, pypi.org,
-///   files.pythonhosted.org, registry.npmjs.org
+///   files.pythonhosted.org, registry.npmjs.org (ports 80 and 443), at
+///   most 256 connections at once
 /// - limits: memory 8GiB, pids 4096, timeout 1h; disk 1GiB as in `default`
 fn dev() -> Policy {
     let mut p = default();
@@ -97,6 +99,7 @@ fn dev() -> Policy {
     ]
     .map(String::from)
     .to_vec();
+    p.network.max_connections = Some(256);
     p.limits.memory = Some(8 * GIB);
     p.limits.pids = Some(4096);
     p.limits.timeout = Some(Duration::from_secs(60 * 60));

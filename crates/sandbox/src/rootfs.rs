@@ -103,8 +103,14 @@ pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
             MountOp::Dev { tty, shm_size } => dev(*tty, *shm_size)?,
             MountOp::MaskDir(path) => mask_dir(path)?,
             MountOp::MaskFile(path) => mask_file(path)?,
+            MountOp::Hide { path, names } => hide(path, names)?,
+            MountOp::Pin(path) => {
+                rbind(path, path)?;
+                set_attr(path, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+            }
             MountOp::Protect(path) => {
-                bind(path, path)?;
+                // Recursive: masks already made below a protected path stay.
+                rbind(path, path)?;
                 set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
             }
         }
@@ -123,6 +129,67 @@ fn old(path: &Path) -> PathBuf {
 
 fn bind(src: &Path, dst: &Path) -> Result<(), StepError> {
     mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(nix_step("bind", dst))
+}
+
+fn rbind(src: &Path, dst: &Path) -> Result<(), StepError> {
+    mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(nix_step("bind", dst))
+}
+
+/// Where the whiteout layer of [`hide`] is built (removed right after).
+const HIDE_LAYER: &str = "/.clawcage-whiteouts";
+
+/// Make `names` under the read-only bind at `path` absent: a small tmpfs
+/// holds a whiteout (the 0/0 character device overlayfs reads as "deleted")
+/// for each, and a read-only overlay of that layer over the bind replaces
+/// the bind. The overlay keeps private copies of its layers, so the tmpfs
+/// is detached again at once.
+fn hide(path: &Path, names: &[PathBuf]) -> Result<(), StepError> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    let layer = Path::new(HIDE_LAYER);
+    ensure_dir(layer)?;
+    tmpfs(layer, 1 << 20, 0o755, MsFlags::empty())?;
+    let mode = |p: &Path| fs::metadata(p).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o755);
+    for name in names {
+        let mut dir = layer.to_path_buf();
+        let mut host = path.to_path_buf();
+        let parents: Vec<_> = name.parent().map(|p| p.components().collect()).unwrap_or_default();
+        for c in parents {
+            dir.push(c);
+            host.push(c);
+            if fs::symlink_metadata(&dir).is_err() {
+                fs::create_dir(&dir).map_err(step("mkdir", &dir))?;
+                // The merged directory shows the top layer's mode: keep the bind's.
+                fs::set_permissions(&dir, fs::Permissions::from_mode(mode(&host))).map_err(step("chmod", &dir))?;
+            }
+        }
+        let whiteout = layer.join(name);
+        mknod(&whiteout, SFlag::S_IFCHR, Mode::from_bits_truncate(0o000), 0)
+            .map_err(nix_step("mknod whiteout", &whiteout))?;
+    }
+    fs::set_permissions(layer, fs::Permissions::from_mode(mode(path))).map_err(step("chmod", layer))?;
+    let lower = format!("lowerdir={}:{}", overlay_escape(layer), overlay_escape(path));
+    mount(
+        Some("overlay"),
+        path,
+        Some("overlay"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(lower.as_str()),
+    )
+    .map_err(nix_step("mount overlay to hide deny paths", path))?;
+    umount2(layer, MntFlags::MNT_DETACH).map_err(nix_step("detach whiteout layer", layer))?;
+    fs::remove_dir(layer).map_err(step("rmdir", layer))
+}
+
+/// A path as an overlayfs `lowerdir` entry: `\`, `:` and `,` escaped.
+fn overlay_escape(p: &Path) -> String {
+    let mut out = String::new();
+    for ch in p.to_string_lossy().chars() {
+        if matches!(ch, '\\' | ':' | ',') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 fn set_attr(path: &Path, attrs: u64) -> Result<(), StepError> {

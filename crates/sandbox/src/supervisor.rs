@@ -89,15 +89,34 @@ impl Sandbox {
 
         // 7. Clone init into new user, mount, pid, net, ipc and uts
         //    namespaces (cgroup namespace: init unshares it once it is in
-        //    its cgroup, so the namespace is rooted there).
+        //    its cgroup, so the namespace is rooted there). Init is born in
+        //    the cgroup2 group and moves itself into the v1 groups first
+        //    thing (see Cgroup::entry: no slow cgroup.procs write from here).
+        let entry = cg
+            .as_ref()
+            .map(Cgroup::entry)
+            .transpose()
+            .map_err(|e| SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() })?;
         let cfg = InitConfig {
             ops: &ops,
             filter: &filter,
             rlimits: &rlimits,
             clear_groups: !id.unprivileged,
             allow_missing_landlock: allow("landlock"),
+            cgroup_tasks: entry.as_ref().map_or(&[], |e| e.tasks.as_slice()),
         };
-        let pid = match sys::clone_namespaces(NAMESPACES).map_err(|e| SandboxError::Unavailable {
+        let mut moved_in = true;
+        let forked = match entry.as_ref().and_then(|e| e.into.as_ref()) {
+            Some(group) => match sys::clone_into_cgroup(NAMESPACES, group.as_raw_fd()) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                    moved_in = false;
+                    sys::clone_namespaces(NAMESPACES)
+                }
+                other => other,
+            },
+            None => sys::clone_namespaces(NAMESPACES),
+        };
+        let pid = match forked.map_err(|e| SandboxError::Unavailable {
             layer: "namespaces",
             reason: format!("clone with new user/mount/pid/net/ipc/uts namespaces: {e}"),
         })? {
@@ -109,6 +128,7 @@ impl Sandbox {
             sys::Forked::Parent(pid) => Pid::from_raw(pid),
         };
         drop(theirs);
+        drop(entry);
         let sb = Sandbox {
             init: pid,
             ctl: ours,
@@ -120,9 +140,10 @@ impl Sandbox {
             stopped: false,
         };
 
-        // 8. From outside: cgroups, then the uid/gid maps, then the idmapped
-        //    workspace trees (they need init's user namespace), then release init.
-        if let Some(cg) = &sb.cgroup {
+        // 8. From outside: the uid/gid maps (and cgroups where clone3 is
+        //    missing), then the idmapped workspace trees (they need init's
+        //    user namespace), then release init.
+        if let (Some(cg), false) = (&sb.cgroup, moved_in) {
             cg.add_pid(pid.as_raw())
                 .map_err(|e| SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() })?;
         }

@@ -299,6 +299,28 @@ pub fn compile_c(dir: &Path, name: &str, src: &str) -> PathBuf {
     binary
 }
 
+/// Like [`compile_c`], into a directory named after the source's hash and
+/// shared by every test process: compiled once (into a temporary name, then
+/// renamed, so concurrent tests never see half a binary), reused after.
+pub fn compile_c_cached(name: &str, src: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    src.hash(&mut h);
+    let dir = PathBuf::from(format!("/tmp/clawcage-test-cbin-{:016x}", h.finish()));
+    let binary = dir.join(name);
+    if binary.exists() {
+        return binary;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    chmod(&dir, 0o755);
+    let scratch = dir.join(format!(".build-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let built = compile_c(&scratch, name, src);
+    std::fs::rename(&built, &binary).unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
+    binary
+}
+
 /// What a pty reader thread has collected (bytes, at end) and its signal.
 type PtyOutput = std::sync::Arc<(std::sync::Mutex<(Vec<u8>, bool)>, std::sync::Condvar)>;
 
