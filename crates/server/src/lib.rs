@@ -108,3 +108,34 @@ impl Server {
 
 #[cfg(test)]
 mod config_tests;
+
+/// Run a server on its own tokio runtime until SIGTERM or SIGINT, then shut
+/// down gracefully (see [`Server::run`]). For the binary.
+pub fn run_until_signal(
+    config: Config,
+    paths: StatePaths,
+    audit_key: Option<SigningKey>,
+    runner: Arc<dyn TaskRunner>,
+) -> Result<(), ServerError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("clawcage-serve")
+        .build()
+        .map_err(|source| ServerError::Io { what: "tokio runtime".into(), source })?;
+    rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|source| ServerError::Io { what: "SIGTERM handler".into(), source })?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|source| ServerError::Io { what: "SIGINT handler".into(), source })?;
+        let server = Server::bind(config, paths, audit_key, runner).await?;
+        server
+            .run(async move {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM"),
+                    _ = int.recv() => tracing::info!("SIGINT"),
+                }
+            })
+            .await
+    })
+}

@@ -135,3 +135,83 @@ pub async fn run(state: Arc<State>) -> Result<(), ServerError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn sched(spec: &str) -> Schedule {
+        Schedule {
+            id: "s".into(),
+            group: None,
+            kind: ScheduleKind::Cron,
+            spec: spec.into(),
+            title: "t".into(),
+            payload: json!({}),
+            enabled: true,
+            next_due_ms: None,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn missed_windows_collapse_into_one_run() {
+        let s = sched("*/5 * * * *");
+        // Fired on time: the next window follows.
+        assert_eq!(next_due(&s, 10 * MIN, 10 * MIN), Some(15 * MIN));
+        // Fired an hour late for the 10:00 window: next is the first after now, not 10:05.
+        assert_eq!(next_due(&s, 10 * MIN, 70 * MIN + 1), Some(75 * MIN));
+        assert!(parse_cron("every day").is_err());
+        assert_eq!(next_after(&parse_cron("0 0 1 1 *").unwrap(), 0), Some(365 * 24 * 60 * MIN));
+    }
+}
+
+/// `clawcage schedule add`: validate against `config`, create, audit.
+/// Errors name the field at fault (`--cron`, `--at`, `--group`, the prompt).
+pub fn add_now(
+    config: &Config,
+    paths: &clawcage_store::StatePaths,
+    req: &NewScheduleRequest,
+) -> Result<Schedule, ScheduleCliError> {
+    let new = validate(config, req, time::now_ms())
+        .map_err(|(field, message)| ScheduleCliError::Invalid { field, message })?;
+    paths.create()?;
+    let store = clawcage_store::Store::open(&paths.db)?;
+    let audit = clawcage_store::audit::AuditLog::open(paths, clawcage_store::audit::SigningKey::from_env()?)?;
+    let s = store.create_schedule(&new)?;
+    audit.append(None, "schedule_created", json!({"schedule": s.id, "spec": s.spec, "by": "cli"}))?;
+    Ok(s)
+}
+
+/// `clawcage schedule rm ID`: delete, audit.
+pub fn remove_now(paths: &clawcage_store::StatePaths, id: &str) -> Result<(), ScheduleCliError> {
+    let store = clawcage_store::Store::open(&paths.db)?;
+    let audit = clawcage_store::audit::AuditLog::open(paths, clawcage_store::audit::SigningKey::from_env()?)?;
+    store.schedule(id)?;
+    audit.append(None, "schedule_deleted", json!({"schedule": id, "by": "cli"}))?;
+    store.delete_schedule(id)?;
+    Ok(())
+}
+
+/// Why `clawcage schedule` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleCliError {
+    /// Bad input.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field (`cron`, `at`, `group`, `prompt`).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] clawcage_store::StoreError),
+    /// The audit log refused the record.
+    #[error("audit log: {0}")]
+    Audit(#[from] clawcage_store::audit::AuditError),
+}
