@@ -118,6 +118,7 @@ pub fn router(state: Shared) -> Router {
         .merge(api)
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::openapi::DOC) }))
+        .merge(crate::ui::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), count_and_harden))
         .with_state(state)

@@ -18,6 +18,7 @@ pub mod queue;
 pub mod runner;
 pub mod schedule;
 pub mod state;
+pub mod ui;
 
 pub use config::Config;
 pub use runner::{Cancel, Events, Job, Outcome, TaskRunner};
