@@ -10,6 +10,7 @@
 //! - [`api`]: the HTTP API (bearer token), `/metrics`, `/openapi.json`.
 
 pub mod api;
+pub mod channels;
 pub mod config;
 pub mod hub;
 pub mod metrics;
@@ -88,6 +89,10 @@ impl Server {
         tracing::info!(listen = ?addr, groups = state.config.groups.len(), "serving");
         let queue = tokio::spawn(queue::run(Arc::clone(&state)));
         let sched = tokio::spawn(schedule::run(Arc::clone(&state)));
+        let mut channels = Vec::new();
+        if let Some(t) = state.config.channels.telegram.clone() {
+            channels.push(tokio::spawn(channels::telegram::run(Arc::clone(&state), t)));
+        }
         let app = api::router(Arc::clone(&state));
         let mut down = state.shutdown.subscribe();
         let st = Arc::clone(&state);
@@ -103,6 +108,9 @@ impl Server {
         let _ = state.shutdown.send(true);
         let q = queue.await.map_err(|e| ServerError::Join(e.to_string()))?;
         let s = sched.await.map_err(|e| ServerError::Join(e.to_string()))?;
+        for c in channels {
+            let _ = c.await;
+        }
         served.and(q).and(s)
     }
 }
