@@ -128,6 +128,7 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::openapi::DOC) }))
         .merge(crate::ui::routes())
+        .merge(crate::channels::slack::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), count_and_harden))
         .with_state(state)
