@@ -260,7 +260,7 @@ async fn get_task(AxState(state): AxState<Shared>, Path(id): Path<String>) -> Ap
         "messages": messages,
         "tool_calls": calls,
         "pending_approvals": approvals.iter().map(approval_json).collect::<Vec<_>>(),
-        "review": review_dir(&state, &id).exists(),
+        "review": review_dir(&state, &id).join("review.json").exists(),
     })))
 }
 
@@ -335,58 +335,104 @@ async fn cancel_task(AxState(state): AxState<Shared>, Path(id): Path<String>) ->
 // ---- review ----------------------------------------------------------
 
 fn review_dir(state: &State, id: &str) -> std::path::PathBuf {
-    state.paths.dir.join("tasks").join(id)
+    clawcage_review::task_dir(&state.paths.dir, id).unwrap_or_else(|_| state.paths.dir.join("tasks").join("-"))
 }
 
-fn valid_id(id: &str) -> ApiResult<()> {
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no task {id:?}")));
+fn review_err(e: clawcage_review::ReviewError) -> ApiError {
+    match e {
+        clawcage_review::ReviewError::Apply(e) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
-    Ok(())
 }
 
-async fn with_review<T: Send + 'static>(
-    state: &Shared,
-    id: &str,
-    f: impl FnOnce(&clawcage_review::ReviewDir) -> Result<T, clawcage_review::ReviewError> + Send + 'static,
-) -> ApiResult<T> {
-    valid_id(id)?;
+/// Open the review directory of finished task `id` (404 without one, 409
+/// while it runs: its sandbox still has the overlay mounted).
+async fn open_review(state: &Shared, id: &str) -> ApiResult<clawcage_review::ReviewDir> {
+    let dir = clawcage_review::task_dir(&state.paths.dir, id)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no task {id:?}")))?;
     let t = id.to_string();
     let task = state.db.call(move |s| s.task(&t)).await?;
     if !task.status.is_terminal() {
         return Err(ApiError::new(StatusCode::CONFLICT, format!("task {id} is still {}", task.status.as_str())));
     }
-    let dir = review_dir(state, id);
     if !dir.exists() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("task {id} has no reviewed changes")));
     }
-    tokio::task::spawn_blocking(move || clawcage_review::ReviewDir::open(&dir).and_then(|r| f(&r)))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| match e {
-            clawcage_review::ReviewError::Apply(e) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        })
+    blocking(move || clawcage_review::ReviewDir::open(&dir).map_err(review_err)).await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 async fn task_diff(AxState(state): AxState<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
-    let diff = with_review(&state, &id, |r| r.diff()).await?;
+    let r = open_review(&state, &id).await?;
+    let diff = blocking(move || r.diff().map_err(review_err)).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], diff).into_response())
 }
 
+/// Apply a finished task's changes, as `clawcage apply` does: `[approvals]
+/// writes` rules ask an approver first (answered through the approvals API
+/// or a chat; the request waits), every step is on the audit record, and a
+/// workspace that changed underneath refuses the whole apply (409).
 async fn task_apply(AxState(state): AxState<Shared>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    state.audit(Some(&id), "apply_requested", json!({"by": "api"})).await?;
-    let report = with_review(&state, &id, |r| r.apply()).await?;
-    let applied: Vec<String> = report.applied.iter().map(|c| c.path().display().to_string()).collect();
-    let refused: Vec<Value> =
-        report.refused.iter().map(|(p, why)| json!({"path": p.display().to_string(), "why": why})).collect();
-    state.audit(Some(&id), "applied", json!({"by": "api", "applied": applied.len(), "refused": refused.len()})).await?;
-    Ok(Json(json!({"applied": applied, "refused": refused})))
+    let r = open_review(&state, &id).await?;
+    let r = Arc::new(r);
+    let rr = Arc::clone(&r);
+    let changes = blocking(move || rr.changes().map_err(review_err)).await?;
+    let workspace = r.workspace().display().to_string();
+    let approvals = r.write_approvals();
+    if !approvals.writes.is_empty() {
+        let paths: Vec<String> = changes.iter().map(|c| c.path().display().to_string()).collect();
+        let (db, log, task, ws) = (state.paths.db.clone(), Arc::clone(&state.audit), id.clone(), workspace.clone());
+        let verdict = blocking(move || {
+            let store = clawcage_store::Store::open(&db).map_err(|e| ApiError::from(ServerError::from(e)))?;
+            let prompter = clawcage_review::approve::StorePrompter::new(&db, std::time::Duration::from_millis(200));
+            let gate = clawcage_review::approve::Gate::new(store, log, &task, approvals, Box::new(prompter));
+            gate.check_writes(&paths, &ws).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        })
+        .await?;
+        if let clawcage_review::approve::Verdict::Denied { reason, .. } = verdict {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, format!("apply refused: {reason}; nothing applied")));
+        }
+    }
+    let summary = clawcage_review::summary_json(&changes);
+    state.audit(Some(&id), "changes_apply", json!({"workspace": workspace, "by": "api", "changes": summary})).await?;
+    let rr = Arc::clone(&r);
+    match blocking(move || Ok(rr.apply())).await? {
+        Ok(report) => {
+            let applied: Vec<String> = report.applied.iter().map(|c| c.path().display().to_string()).collect();
+            let refused: Vec<Value> =
+                report.refused.iter().map(|(p, why)| json!({"path": p.display().to_string(), "why": why})).collect();
+            let data = json!({"applied": clawcage_review::summary_json(&report.applied), "refused": refused});
+            state.audit(Some(&id), "changes_applied", data).await?;
+            Ok(Json(json!({"applied": applied, "refused": refused})))
+        }
+        Err(clawcage_review::ReviewError::Apply(clawcage_review::ApplyError::Conflicts(paths))) => {
+            let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            state.audit(Some(&id), "changes_apply_refused", json!({"conflicts": list})).await?;
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "the workspace changed since the task started; nothing applied. Conflicting paths: {}",
+                    list.join(", ")
+                ),
+            ))
+        }
+        Err(e) => {
+            let _ = state.audit(Some(&id), "changes_apply_failed", json!({"error": e.to_string()})).await;
+            Err(review_err(e))
+        }
+    }
 }
 
 async fn task_discard(AxState(state): AxState<Shared>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    with_review(&state, &id, |r| r.discard()).await?;
-    state.audit(Some(&id), "discarded", json!({"by": "api"})).await?;
+    let r = Arc::new(open_review(&state, &id).await?);
+    let rr = Arc::clone(&r);
+    let changes = blocking(move || rr.changes().map_err(review_err)).await?;
+    let data = json!({"by": "api", "changes": clawcage_review::summary_json(&changes)});
+    state.audit(Some(&id), "changes_discarded", data).await?;
+    blocking(move || r.discard().map_err(review_err)).await?;
     Ok(Json(json!({"discarded": id})))
 }
 

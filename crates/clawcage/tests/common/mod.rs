@@ -480,6 +480,7 @@ pub struct Fixture {
     policy: Option<PathBuf>,
     env: Vec<(String, String)>,
     user: Option<(u32, u32)>,
+    extra: Vec<String>,
 }
 
 impl Fixture {
@@ -491,7 +492,7 @@ impl Fixture {
             std::fs::create_dir_all(d).unwrap();
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        Fixture { dir, ws, home, outside, policy: None, env: Vec::new(), user: None }
+        Fixture { dir, ws, home, outside, policy: None, env: Vec::new(), user: None, extra: Vec::new() }
     }
     /// Use `text` as the policy file.
     pub fn policy(mut self, text: &str) -> Fixture {
@@ -509,6 +510,11 @@ impl Fixture {
     /// fixture's files are handed to that user before each run.
     pub fn run_as(mut self, uid: u32, gid: u32) -> Fixture {
         self.user = Some((uid, gid));
+        self
+    }
+    /// Pass `arg` to `clawcage run` before the `--` (e.g. `--tty`).
+    pub fn run_arg(mut self, arg: &str) -> Fixture {
+        self.extra.push(arg.into());
         self
     }
     /// Write a file in the workspace (parents created).
@@ -547,7 +553,7 @@ impl Fixture {
             cmd.arg("--policy").arg(p);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.arg("--").args(argv);
+        cmd.args(&self.extra).arg("--").args(argv);
         cmd
     }
     /// Run `argv` in the sandbox.
