@@ -93,6 +93,9 @@ impl Server {
         if let Some(t) = state.config.channels.telegram.clone() {
             channels.push(tokio::spawn(channels::telegram::run(Arc::clone(&state), t)));
         }
+        if let Some(d) = state.config.channels.discord.clone() {
+            channels.push(tokio::spawn(channels::discord::run(Arc::clone(&state), d)));
+        }
         if let Some(s) = state.config.channels.slack.clone() {
             channels.push(tokio::spawn(channels::slack::run(Arc::clone(&state), s)));
         }

@@ -11,6 +11,7 @@
 //!   request if one of the sender's roles may approve in that task's group;
 //!   `/approvals` lists the pending ones the sender may answer.
 
+pub mod discord;
 pub mod slack;
 pub mod telegram;
 
