@@ -434,6 +434,7 @@ mod tests {
             env: vec![],
             allow_missing: vec![],
             direct_changes: true,
+            network: None,
         };
         let ops = resolve(&plan, false, false).unwrap();
         let _ = fs::remove_dir_all(&root);
