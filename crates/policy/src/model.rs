@@ -65,8 +65,10 @@ pub struct Filesystem {
     pub deny: Vec<PathSpec>,
     /// Visible but read-only inside write paths.
     pub protect: Vec<PathSpec>,
-    /// How file changes reach the real directory.
-    pub changes: Changes,
+    /// How file changes reach the real directory; `None`: the caller's
+    /// default ([`crate::Context::default_changes`]: `direct` for `run`,
+    /// `review` for agent tasks).
+    pub changes: Option<Changes>,
 }
 
 /// How the sandbox's file changes reach the real workspace.

@@ -186,8 +186,8 @@ impl Cx<'_> {
                 "protect" => fs.protect = paths(true)?,
                 "changes" => {
                     fs.changes = match self.string(v, &field)? {
-                        "review" => Changes::Review,
-                        "direct" => Changes::Direct,
+                        "review" => Some(Changes::Review),
+                        "direct" => Some(Changes::Direct),
                         other => {
                             let msg = format!("{other:?} is not a mode (expected \"review\" or \"direct\")");
                             return Err(self.err(&v.span, &field, msg));

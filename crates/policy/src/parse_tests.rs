@@ -86,7 +86,7 @@ fn sample_parses_to_the_whole_expected_policy() {
         write: vec![ws(".")],
         deny: vec![home(".ssh"), home(".aws"), glob("**/.env")],
         protect: vec![ws(".git/hooks"), ws(".git/config")],
-        changes: Changes::Review,
+        changes: Some(Changes::Review),
     };
     expected.network.allow = strings(&["api.github.com", "*.pypi.org:443"]);
     expected.limits = Limits {
@@ -286,7 +286,7 @@ fn offline_extension_can_reopen_a_limit() {
 fn profiles_match_their_documentation() {
     let default = builtin("default").unwrap();
     assert_eq!(default.filesystem.write, vec![ws(".")]);
-    assert_eq!(default.filesystem.changes, Changes::Direct);
+    assert_eq!(default.filesystem.changes, None);
     assert!(default.network.allow.is_empty());
     assert_eq!(
         (default.limits.memory, default.limits.pids, default.limits.disk),

@@ -19,6 +19,9 @@ pub struct Context {
     pub host_env: BTreeMap<String, String>,
     /// `--env K=V` from the command line (applied last).
     pub extra_env: Vec<(String, String)>,
+    /// How changes reach the workspace when the policy does not say
+    /// (`[filesystem] changes` unset): `run` passes `Direct`, agent tasks `Review`.
+    pub default_changes: Changes,
 }
 
 /// One host path made visible inside the sandbox at the same path.
@@ -53,9 +56,24 @@ pub struct Plan {
     pub allow_missing: Vec<String>,
     /// Whether changes are written straight through (`true`) or held for review.
     pub direct_changes: bool,
+    /// Where held changes go: the overlay layers of the task's review
+    /// directory, set by the caller once the task exists. The sandbox refuses
+    /// a plan that holds changes for review without them.
+    #[serde(default)]
+    pub review: Option<ReviewLayers>,
     /// The way out through the egress proxy; `None`: loopback only, no proxy.
     #[serde(default)]
     pub network: Option<PlanNetwork>,
+}
+
+/// The host directory of a workspace overlay (`changes = "review"`): the
+/// real workspace is the read-only lower layer; writes land in `dir/upper`,
+/// and `dir/work` is the overlay's work directory (both in `dir`, which only
+/// the sandbox's root may own: the task's other files live beside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewLayers {
+    /// Holds `upper/` (the task's changes) and `work/`.
+    pub dir: PathBuf,
 }
 
 /// What the sandbox needs for the egress proxy (docs/ARCHITECTURE.md,
@@ -205,7 +223,8 @@ pub fn plan(policy: &Policy, ctx: &Context) -> Plan {
         limits: PlanLimits::from(&policy.limits),
         env: env.into_iter().collect(),
         allow_missing: policy.sandbox.allow_missing.iter().map(|l| l.name().to_string()).collect(),
-        direct_changes: policy.filesystem.changes == Changes::Direct,
+        direct_changes: policy.filesystem.changes.unwrap_or(ctx.default_changes) == Changes::Direct,
+        review: None,
         network: network.then_some(PlanNetwork { proxy_port: PROXY_PORT, ca_bundle: None }),
     }
 }

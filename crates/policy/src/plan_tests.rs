@@ -23,6 +23,7 @@ fn ctx(extra_env: &[(&str, &str)]) -> Context {
             ("TERM", "xterm"),
         ])),
         extra_env: pairs(extra_env),
+        default_changes: Changes::Direct,
     }
 }
 
@@ -72,6 +73,7 @@ fn default_profile() {
         ]),
         allow_missing: vec![],
         direct_changes: true,
+        review: None,
         network: None,
     };
     assert_eq!(got, expected);
@@ -155,6 +157,7 @@ allow_missing = ["cgroups", "landlock"]
         ]),
         allow_missing: strings(&["cgroups", "landlock"]),
         direct_changes: false,
+        review: None,
         network: Some(PlanNetwork { proxy_port: 3128, ca_bundle: None }),
     };
     assert_eq!(got, expected);
@@ -177,7 +180,7 @@ fn duplicates_collapse_and_parents_precede_children() {
                 PathSpec::Glob("*.key".into()),
             ],
             protect: vec![],
-            changes: Changes::Review,
+            changes: Some(Changes::Review),
         },
         ..builtin("default").unwrap()
     };
@@ -186,6 +189,22 @@ fn duplicates_collapse_and_parents_precede_children() {
     assert_eq!(got.deny, paths(&["/home/u/.ssh"]));
     assert_eq!(got.deny_globs, strings(&["*.key"]));
     assert_eq!(plan(&policy, &ctx(&[])), got); // pure: same input, same plan
+}
+
+#[test]
+fn unset_changes_take_the_callers_default() {
+    let policy = builtin("default").unwrap();
+    assert_eq!(policy.filesystem.changes, None);
+    assert!(plan(&policy, &ctx(&[])).direct_changes, "run's default: straight through");
+    let agent = Context { default_changes: Changes::Review, ..ctx(&[]) };
+    assert!(!plan(&policy, &agent).direct_changes, "agent tasks' default: held for review");
+    // A policy that says so wins over either default.
+    let mut direct = policy.clone();
+    direct.filesystem.changes = Some(Changes::Direct);
+    assert!(plan(&direct, &agent).direct_changes);
+    let mut review = policy;
+    review.filesystem.changes = Some(Changes::Review);
+    assert!(!plan(&review, &ctx(&[])).direct_changes);
 }
 
 #[test]

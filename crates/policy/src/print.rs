@@ -29,7 +29,10 @@ impl Policy {
         line(&mut out, "write", array(&paths(&fs.write)));
         line(&mut out, "deny", array(&paths(&fs.deny)));
         line(&mut out, "protect", array(&paths(&fs.protect)));
-        line(&mut out, "changes", quote(fs.changes.name()));
+        match fs.changes {
+            Some(c) => line(&mut out, "changes", quote(c.name())),
+            None => out.push_str("# changes: not set (\"direct\" for `run`, \"review\" for agent tasks)\n"),
+        }
 
         out.push_str("\n[network]\n");
         let net = &self.network;

@@ -5,7 +5,7 @@
 //! the variables passed by name.
 
 use crate::approval::Approvals;
-use crate::model::{Changes, Env, Filesystem, Limits, Network, PathSpec, Policy, SandboxOptions};
+use crate::model::{Env, Filesystem, Limits, Network, PathSpec, Policy, SandboxOptions};
 use std::time::Duration;
 
 /// Names of the built-in profiles, in the order documented.
@@ -26,7 +26,8 @@ pub fn builtin(name: &str) -> Option<Policy> {
 /// `default` — what runs without `--policy`.
 ///
 /// - read-only: `/usr /bin /sbin /lib /lib32 /lib64 /libx32 /etc /opt`
-/// - writable: the workspace (`.`), changes written straight through
+/// - writable: the workspace (`.`); `changes` not set (the caller's default:
+///   straight through for `run`, held for review for agent tasks)
 /// - protected (read-only inside the workspace): `.git/hooks`, `.git/config`
 /// - no deny entries (no host home is visible to deny anything in)
 /// - no network
@@ -42,7 +43,7 @@ fn default() -> Policy {
             write: vec![PathSpec::Workspace(".".into())],
             deny: vec![],
             protect: vec![PathSpec::Workspace(".git/hooks".into()), PathSpec::Workspace(".git/config".into())],
-            changes: Changes::Direct,
+            changes: None,
         },
         network: Network::default(),
         limits: Limits {

@@ -37,7 +37,7 @@ pub const HELPER_FD: i32 = 3;
 pub enum HelperRequest {
     /// Start the sandbox (first message, exactly once).
     Start {
-        /// The plan to carry out.
+        /// The plan to carry out (boxed: it dwarfs the other messages).
         plan: Box<Plan>,
         /// Mount a private devpts (commands may get a pty).
         tty: bool,

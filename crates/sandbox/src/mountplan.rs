@@ -69,6 +69,14 @@ pub enum MountOp {
     MaskFile(PathBuf),
     /// Re-bind a path inside a writable bind read-only.
     Protect(PathBuf),
+    /// Hold the workspace's changes (`changes = "review"`): what is mounted
+    /// at `path` becomes, read-only, the lower layer of an overlay mounted
+    /// over it; the upper and work directories arrive from the supervisor as
+    /// open descriptors (their host paths need not be reachable inside).
+    Overlay {
+        /// The workspace.
+        path: PathBuf,
+    },
     /// Bind a directory inside a writable bind onto itself, writable: a mount
     /// point cannot be renamed or removed, so the sandbox cannot move a
     /// protected or denied path's ancestor aside and plant its own copy.
@@ -97,6 +105,9 @@ pub enum PlanError {
         /// Underlying error.
         source: io::Error,
     },
+    /// `changes = "review"` without the task's overlay directories, or the reverse.
+    #[error("{0}")]
+    Review(&'static str),
     /// Glob expansion would walk too much.
     #[error("workspace {0} has more than {MAX_GLOB_WALK} entries: deny/protect globs cannot be expanded safely; list explicit paths instead")]
     TooLarge(PathBuf),
@@ -107,6 +118,15 @@ pub enum PlanError {
 pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<MountOp>, PlanError> {
     let ws = fs::canonicalize(&plan.workspace)
         .map_err(|source| PlanError::Workspace { path: plan.workspace.clone(), source })?;
+    match (plan.direct_changes, &plan.review) {
+        (false, None) => {
+            return Err(PlanError::Review(
+                "changes = \"review\" but the plan names no review directory: refusing to write the workspace directly",
+            ))
+        }
+        (true, Some(_)) => return Err(PlanError::Review("the plan names a review directory but changes are direct")),
+        _ => {}
+    }
     let disk = plan.limits.disk.unwrap_or(1 << 30);
     // (depth, order-in-depth, op): fixed mounts sort after binds of the same
     // depth so that /tmp, /home, /proc and /dev are always the sandbox's own.
@@ -186,6 +206,15 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
         if let Some((_, names)) = hidden.iter().find(|(r, _)| r == path) {
             placed.push((depth(path), 0, MountOp::Hide { path: path.clone(), names: names.clone() }));
         }
+    }
+    // Reviewed changes: the overlay goes over the workspace right after the
+    // bind that shows it (a stable sort keeps it behind the binds of its
+    // depth), before anything mounted below it (binds under the workspace,
+    // masks, protections) so that those sit on the overlay. A workspace that
+    // is not writable cannot change: no overlay.
+    let shown_by = binds.iter().filter(|(b, _)| ws.starts_with(b)).max_by_key(|(b, _)| depth(b));
+    if plan.review.is_some() && shown_by.is_some_and(|(_, w)| *w) {
+        placed.push((depth(&ws), 0, MountOp::Overlay { path: ws.clone() }));
     }
     let home_root = Path::new(SANDBOX_HOME).parent().unwrap_or(Path::new("/home")).to_path_buf();
     placed.push((1, 1, MountOp::Proc));
@@ -434,6 +463,7 @@ mod tests {
             env: vec![],
             allow_missing: vec![],
             direct_changes: true,
+            review: None,
             network: None,
         };
         let ops = resolve(&plan, false, false).unwrap();
@@ -458,5 +488,47 @@ mod tests {
         pin_ancestors(&mut ops, &binds, Path::new("/usr/x/y"));
         pin_ancestors(&mut ops, &binds, Path::new("/ws/top"));
         assert_eq!(ops, vec![MountOp::Pin("/ws/a".into()), MountOp::Pin("/ws/a/b".into())]);
+    }
+
+    #[test]
+    fn review_overlays_the_workspace_right_after_its_bind_and_below_masks() {
+        let root = std::env::temp_dir().join(format!("clawcage-mountplan-review-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("ws/app")).unwrap();
+        fs::create_dir_all(root.join("ws/vendor")).unwrap();
+        fs::write(root.join("ws/app/.env"), "x").unwrap();
+        let bind = |p: &str, writable| Bind { path: root.join(p), writable };
+        let mut plan = Plan {
+            workspace: root.join("ws"),
+            binds: vec![bind("ws", true), bind("ws/vendor", false)],
+            deny: vec![root.join("ws/app/.env")],
+            deny_globs: vec![],
+            protect: vec![],
+            protect_globs: vec![],
+            limits: Default::default(),
+            env: vec![],
+            allow_missing: vec![],
+            direct_changes: false,
+            review: None,
+            network: None,
+        };
+        let refused = resolve(&plan, false, false);
+        assert!(matches!(refused, Err(PlanError::Review(_))), "review without layers must refuse: {refused:?}");
+        plan.review = Some(clawcage_policy::ReviewLayers { dir: root.join("layers") });
+        let ops = resolve(&plan, false, false).unwrap();
+        let at = |f: &dyn Fn(&MountOp) -> bool| ops.iter().position(f).unwrap();
+        let ws_bind = at(&|o| matches!(o, MountOp::Bind { path, .. } if *path == root.join("ws")));
+        let overlay = at(&|o| matches!(o, MountOp::Overlay { path } if *path == root.join("ws")));
+        let vendor = at(&|o| matches!(o, MountOp::Bind { path, .. } if *path == root.join("ws/vendor")));
+        let mask = at(&|o| matches!(o, MountOp::MaskFile(p) if *p == root.join("ws/app/.env")));
+        assert_eq!(overlay, ws_bind + 1, "{ops:#?}");
+        assert!(vendor > overlay && mask > overlay, "mounts below the workspace sit on the overlay: {ops:#?}");
+        plan.direct_changes = true;
+        assert!(matches!(resolve(&plan, false, false), Err(PlanError::Review(_))));
+        // A read-only workspace cannot change: no overlay.
+        plan.direct_changes = false;
+        plan.binds[0].writable = false;
+        assert!(!resolve(&plan, false, false).unwrap().iter().any(|o| matches!(o, MountOp::Overlay { .. })));
+        let _ = fs::remove_dir_all(&root);
     }
 }

@@ -13,6 +13,8 @@ use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const OLD_ROOT: &str = "/oldroot";
+/// Where the task's overlay layers are attached while the overlay is mounted.
+const LAYERS: &str = "/.clawcage-layers";
 /// An empty read-only file in the sandbox root, bound over masked files.
 const EMPTY_FILE: &str = "/.clawcage-empty";
 
@@ -45,10 +47,18 @@ fn nix_step(s: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::errno
     move |e| f(std::io::Error::from(e))
 }
 
-/// Build the root from `ops`; `idmapped` holds the supervisor's idmapped
-/// trees for the binds marked `idmap`, in order.
-pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
-    let mut idmapped = idmapped.into_iter();
+/// Build the root from `ops`; `fds` holds, in the order of the ops that use
+/// them, the supervisor's idmapped trees (one per bind marked `idmap`) and
+/// the upper and work directories of an overlay.
+pub fn build(ops: &[MountOp], fds: Vec<OwnedFd>) -> Result<(), StepError> {
+    let mut fds = fds.into_iter();
+    let mut next_fd = |path: &Path, what: &'static str| {
+        fds.next().ok_or_else(|| StepError {
+            step: what,
+            path: path.to_path_buf(),
+            source: std::io::Error::other("the supervisor sent too few descriptors"),
+        })
+    };
     // Nothing we mount may propagate back to the host.
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
         .map_err(nix_step("make / a slave mount", "/"))?;
@@ -72,11 +82,7 @@ pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
             MountOp::Bind { path, writable, dir, idmap } => {
                 ensure_mountpoint(path, *dir)?;
                 if *idmap {
-                    let fd = idmapped.next().ok_or_else(|| StepError {
-                        step: "idmapped bind",
-                        path: path.clone(),
-                        source: std::io::Error::other("supervisor sent too few idmapped trees"),
-                    })?;
+                    let fd = next_fd(path, "idmapped bind")?;
                     sys::move_mount_fd(fd.as_raw_fd(), path).map_err(step("attach idmapped bind", path))?;
                 } else {
                     bind(&old(path), path)?;
@@ -113,6 +119,10 @@ pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
                 rbind(path, path)?;
                 set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
             }
+            MountOp::Overlay { path } => {
+                let layers = next_fd(path, "overlay layers")?;
+                overlay(path, &layers)?;
+            }
         }
     }
 
@@ -121,6 +131,28 @@ pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
     umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(nix_step("detach old root", OLD_ROOT))?;
     fs::remove_dir(OLD_ROOT).map_err(step("rmdir", OLD_ROOT))?;
     set_attr(Path::new("/"), sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+}
+
+/// The workspace's changes go to the task's upper directory: what shows the
+/// workspace now becomes read-only (nothing can write the real directory
+/// even from under the overlay), the task's layer directory is attached for
+/// a moment where only init can see it, and the overlay is mounted on top of
+/// the workspace from it. The layers stay reachable only through the overlay.
+fn overlay(path: &Path, layers: &OwnedFd) -> Result<(), StepError> {
+    if fs::symlink_metadata(path).map(|m| !m.is_dir()).unwrap_or(true) {
+        return Err(step("overlay workspace", path)(std::io::Error::other("the workspace is not a directory here")));
+    }
+    // Only a mount of its own can be made read-only without touching a parent bind.
+    bind(path, path)?;
+    set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+    let staging = Path::new(LAYERS);
+    mkdir(staging, nix::sys::stat::Mode::from_bits_truncate(0o700)).map_err(nix_step("mkdir", staging))?;
+    sys::move_mount_fd(layers.as_raw_fd(), staging).map_err(step("attach overlay layers", staging))?;
+    let mnt = sys::overlay_detached(path, &staging.join("upper"), &staging.join("work"))
+        .map_err(step("mount overlay", path))?;
+    umount2(staging, MntFlags::MNT_DETACH).map_err(nix_step("detach overlay layers", staging))?;
+    fs::remove_dir(staging).map_err(step("rmdir", staging))?;
+    sys::move_mount_fd(mnt.as_raw_fd(), path).map_err(step("attach overlay", path))
 }
 
 fn old(path: &Path) -> PathBuf {

@@ -49,6 +49,8 @@ text_enum! {
         Command = "command",
         /// A connection to an unlisted host; the subject is host and port.
         Network = "network",
+        /// File writes matched `[approvals] writes`; the subject names the paths.
+        Write = "write",
     }
 }
 
