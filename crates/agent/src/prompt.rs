@@ -1,7 +1,7 @@
 //! The system prompt: who the model is working for, and what the task's
 //! policy lets it do, so it does not waste turns finding the walls.
 
-use clawcage_policy::{Changes, Plan, Policy};
+use clawcage_policy::{Plan, Policy};
 
 fn list(items: &[String]) -> String {
     if items.is_empty() {
@@ -54,9 +54,9 @@ pub fn system_prompt(policy: &Policy, plan: &Plan) -> String {
     if let Some(o) = l.output {
         limits.push(format!("{} of output per command", bytes(o)));
     }
-    let changes = match fs.changes {
-        Changes::Review => "held for review: a person will see a diff of your changes and decide whether to apply them",
-        Changes::Direct => "written directly to the real workspace",
+    let changes = match plan.direct_changes {
+        false => "held for review: a person will see a diff of your changes and decide whether to apply them",
+        true => "written directly to the real workspace",
     };
     format!(
         "You are a software agent working for the user inside a clawcage sandbox. You act only through the tools; \

@@ -8,7 +8,7 @@ use crate::gate::ToolGate;
 use crate::prompt::system_prompt;
 use crate::provider::{Provider, ProviderConfig, RetryPolicy};
 use crate::runner::{self, cancellation, Ending, Limits, SandboxHandle, Session, Ui};
-use clawcage_policy::{Context, Event, EventSink, Policy};
+use clawcage_policy::{Changes, Context, Event, EventSink, Policy};
 use clawcage_sandbox::helper::Client;
 use clawcage_store::audit::{AuditLog, SigningKey};
 use clawcage_store::{NewTask, Role, StatePaths, Store, TaskKind, TaskStatus};
@@ -147,13 +147,15 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
 
     // The plan. The model API key lives here, on the host: nothing of the
     // host environment reaches the sandbox but what `[env] pass` names.
+    // Agent tasks hold their changes for review unless the policy says direct.
     let ctx = Context {
         workspace: workspace.clone(),
         host_home: opts.host_home.clone(),
         host_env: opts.env.clone(),
         extra_env: vec![],
+        default_changes: Changes::Review,
     };
-    let plan = clawcage_policy::plan(&opts.policy, &ctx);
+    let mut plan = clawcage_policy::plan(&opts.policy, &ctx);
     let policy_hash = clawcage_store::sha256_hex(opts.policy.to_toml().as_bytes());
     let system = system_prompt(&opts.policy, &plan);
 
@@ -206,6 +208,20 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         fail(format!("audit log: {e}"));
         return Err(AgentError::State(format!("audit log: {e}")));
     }
+
+    // Reviewed changes: the task's overlay layers, made once and reused on
+    // resume, so a resumed task sees the workspace as it left it.
+    let held = match plan.direct_changes {
+        true => None,
+        false => match hold(&paths, &task, &opts.policy, &workspace, resumed.is_some()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                fail(format!("review: {e}"));
+                return Err(AgentError::State(format!("review: {e}")));
+            }
+        },
+    };
+    plan.review = held.as_ref().map(|h| h.layers());
 
     // The sandbox, in its helper process, started from this (main) thread.
     let args: Vec<&str> = opts.helper.args.iter().map(String::as_str).collect();
@@ -292,9 +308,54 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         Ending::Cancelled => (TaskStatus::Cancelled, "cancelled (interrupt)".to_string()),
         Ending::Failed(why) => (TaskStatus::Failed, why),
     };
+    if let Some(h) = &held {
+        report_held(&sink, h, &task, ui);
+    }
     let _ = sink.append("task_end", json!({ "status": status.as_str(), "detail": detail }));
     store.set_task_status(&task, status, Some(&detail)).map_err(state("store"))?;
     Ok(AgentReport { task, status, detail })
+}
+
+/// The review directory of `task`: created for a new task, opened again on
+/// resume (the same upper layer: the same workspace state).
+fn hold(
+    paths: &StatePaths,
+    task: &str,
+    policy: &Policy,
+    workspace: &std::path::Path,
+    resumed: bool,
+) -> Result<clawcage_review::ReviewDir, String> {
+    let dir = clawcage_review::task_dir(&paths.dir, task).map_err(|e| e.to_string())?;
+    if dir.starts_with(workspace) {
+        return Err(format!(
+            "the state directory {} is inside the workspace {}: reviewed changes cannot be held there",
+            paths.dir.display(),
+            workspace.display()
+        ));
+    }
+    if resumed && dir.join("review.json").exists() {
+        return clawcage_review::ReviewDir::open(&dir).map_err(|e| e.to_string());
+    }
+    let protect = clawcage_review::protect_for(policy, workspace);
+    let mut held = clawcage_review::ReviewDir::create(&dir, workspace, protect).map_err(|e| e.to_string())?;
+    held.set_write_approvals(&policy.approvals).map_err(|e| e.to_string())?;
+    Ok(held)
+}
+
+/// Record the held changes and tell the person how to review them.
+fn report_held(sink: &AuditSink, held: &clawcage_review::ReviewDir, task: &str, ui: &mut dyn Ui) {
+    match held.changes() {
+        Ok(changes) => {
+            let _ = sink.append("file_changes", clawcage_review::summary_json(&changes));
+            ui.notice(&format!("{} held for review in task {task}", clawcage_review::diff::summary(&changes)));
+            if !changes.is_empty() {
+                ui.notice(&format!(
+                    "see `clawcage diff {task}`, then `clawcage apply {task}` or `clawcage discard {task}`"
+                ));
+            }
+        }
+        Err(e) => ui.notice(&format!("reading the held changes: {e}")),
+    }
 }
 
 /// The terminal: model text streams to stdout as it arrives; each tool call

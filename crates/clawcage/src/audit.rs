@@ -7,7 +7,7 @@ use clawcage_policy::{Event, EventSink, Policy};
 use clawcage_sandbox::Outcome;
 use clawcage_store::audit::{AuditLog, SigningKey};
 use clawcage_store::{NewTask, NewToolCall, StatePaths, Store, TaskKind, TaskStatus, ToolCallEnd};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,6 +56,28 @@ impl RunRecord {
         new.status = TaskStatus::Running;
         let task = store.create_task(&new)?.id;
         Ok(RunRecord { sink: AuditSink::new(log, Some(task.clone())), store, task, policy_hash, call: None })
+    }
+
+    /// The task's id.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// The audit log the task's records go to.
+    pub fn log(&self) -> Arc<AuditLog> {
+        self.sink.log().clone()
+    }
+
+    /// clawcage refused to run the command (an approval was denied): the
+    /// task ends failed with `why`; the records are the gate's.
+    pub fn refused(&self, why: &str) -> Result<()> {
+        self.store.set_task_status(&self.task, TaskStatus::Failed, Some(why))?;
+        Ok(())
+    }
+
+    /// Append a product-level record (`kind`, `data`) of this task.
+    pub fn append(&self, kind: &str, data: Value) -> Result<()> {
+        self.sink.log().append(Some(&self.task), kind, data).map(|_| ()).context("audit log")
     }
 
     /// The sandbox id in records: one sandbox per run task, named after it.

@@ -20,6 +20,7 @@ fn plan_for(ws: &Path, policy: &str) -> clawcage_policy::Plan {
         host_home: PathBuf::from("/nonexistent"),
         host_env: Default::default(),
         extra_env: vec![],
+        default_changes: clawcage_policy::Changes::Direct,
     };
     clawcage_policy::plan(&policy, &ctx)
 }

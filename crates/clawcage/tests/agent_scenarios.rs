@@ -33,11 +33,38 @@ fn fix_the_test_script() -> Vec<Reply> {
     ]
 }
 
-fn fix_the_test(wire: FakeWire) {
-    let fx = AgentFixture::new("fix");
+fn clawcage(fx: &AgentFixture, args: &[&str]) -> Out {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawcage"))
+        .env("CLAWCAGE_HOME", &fx.state)
+        .args(args)
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `review`: the default for agent tasks (changes held in an overlay until
+/// applied); otherwise the policy says `changes = "direct"`.
+fn fix_the_test(wire: FakeWire, review: bool) {
+    let mut fx = AgentFixture::new("fix");
+    if !review {
+        fx = fx.policy("[filesystem]\nchanges = \"direct\"\n");
+    }
     let server = FakeServer::start(wire, fix_the_test_script()).unwrap();
     let out = fx.run(&server, &["make add work and test it"]);
     out.expect(0);
+    let task = fx.only_task();
+    if review {
+        // The real workspace is untouched until the changes are applied.
+        assert!(!fx.ws.join("calc.sh").exists());
+        assert!(out.stderr.contains(&format!("clawcage diff {}", task.id)), "{}", out.stderr);
+        let diff = clawcage(&fx, &["diff", &task.id]);
+        assert!(diff.stdout.contains("+add() { echo $(($1 + $2)); }"), "{}", diff.stdout);
+        clawcage(&fx, &["apply", &task.id]).expect(0);
+    }
 
     // The workspace holds the model's work, done through the sandbox.
     assert_eq!(fx.read("calc.sh"), "add() { echo $(($1 + $2)); }\n");
@@ -81,7 +108,6 @@ fn fix_the_test(wire: FakeWire) {
     assert!(system.contains(&fx.ws.canonicalize().unwrap().display().to_string()), "{system}");
 
     // The store kept the task, its conversation, every call and the usage.
-    let task = fx.only_task();
     assert_eq!(task.status, clawcage_store::TaskStatus::Succeeded);
     assert_eq!(task.kind, clawcage_store::TaskKind::Agent);
     assert_eq!((task.usage.input_tokens, task.usage.output_tokens), (700, 140));
@@ -103,13 +129,13 @@ fn fix_the_test(wire: FakeWire) {
     assert_eq!(kinds.first().map(String::as_str), Some("task_start"));
     assert_eq!(kinds.iter().filter(|k| *k == "exec").count(), 9, "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "exec_end").count(), 9, "{kinds:?}");
-    assert_eq!(&kinds[kinds.len() - 2..], ["sandbox_stop", "task_end"]);
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_clawcage"))
-        .env("CLAWCAGE_HOME", &fx.state)
-        .args(["audit", "verify"])
-        .output()
-        .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    let end: Vec<&str> = kinds.iter().map(String::as_str).skip_while(|k| *k != "sandbox_stop").collect();
+    if review {
+        assert_eq!(end[..3], ["sandbox_stop", "file_changes", "task_end"], "{kinds:?}");
+    } else {
+        assert_eq!(end, ["sandbox_stop", "task_end"], "{kinds:?}");
+    }
+    clawcage(&fx, &["audit", "verify"]).expect(0);
 
     // `clawcage tasks` lists it; `tasks ID` shows its calls.
     let list = fx.tasks(&[]);
@@ -119,11 +145,11 @@ fn fix_the_test(wire: FakeWire) {
 }
 
 #[test]
-fn anthropic_agent_writes_a_failing_test_fixes_the_code_and_reruns_it_green() {
-    fix_the_test(FakeWire::Anthropic);
+fn anthropic_agent_writes_a_failing_test_fixes_the_code_and_reruns_it_green_held_for_review() {
+    fix_the_test(FakeWire::Anthropic, true);
 }
 
 #[test]
-fn openai_agent_writes_a_failing_test_fixes_the_code_and_reruns_it_green() {
-    fix_the_test(FakeWire::OpenAi);
+fn openai_agent_writes_a_failing_test_fixes_the_code_and_reruns_it_green_directly() {
+    fix_the_test(FakeWire::OpenAi, false);
 }

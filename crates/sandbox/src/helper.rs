@@ -37,8 +37,8 @@ pub const HELPER_FD: i32 = 3;
 pub enum HelperRequest {
     /// Start the sandbox (first message, exactly once).
     Start {
-        /// The plan to carry out.
-        plan: Plan,
+        /// The plan to carry out (boxed: it dwarfs the other messages).
+        plan: Box<Plan>,
         /// Mount a private devpts (commands may get a pty).
         tty: bool,
     },
@@ -204,7 +204,7 @@ impl Client {
             cmd.spawn().map_err(|source| HelperError::Spawn { program: program.display().to_string(), source })?;
         drop(theirs);
         let mut client = Client { ctl: ours, child, limits: String::new(), done: false };
-        client.send(&HelperRequest::Start { plan: plan.clone(), tty }, &[])?;
+        client.send(&HelperRequest::Start { plan: Box::new(plan.clone()), tty }, &[])?;
         match client.recv()? {
             HelperReply::Ready { limits } => {
                 client.limits = limits;
