@@ -60,7 +60,7 @@ impl RunRecord {
 
     /// A sink for the core's events (the egress proxy's), as records of this task.
     pub fn sink(&self) -> Arc<dyn EventSink> {
-        Arc::new(AuditSink::new(self.sink.log.clone(), Some(self.task.clone())))
+        Arc::new(AuditSink::new(self.sink.log().clone(), Some(self.task.clone())))
     }
 
     /// The task id (also the sandbox id in records).
