@@ -177,24 +177,6 @@ pub fn split_message(text: &str, max: usize) -> Vec<String> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::split_message;
-
-    #[test]
-    fn long_messages_split_at_the_limit_preferring_line_breaks() {
-        let long = "é".repeat(9000);
-        let parts = split_message(&long, 4096);
-        assert_eq!(parts.iter().map(|p| p.chars().count()).collect::<Vec<_>>(), [4096, 4096, 808]);
-        assert_eq!(parts.concat(), long);
-        let lines = format!("{}\n{}", "a".repeat(3000), "b".repeat(3000));
-        let parts = split_message(&lines, 4096);
-        assert_eq!(parts, [format!("{}\n", "a".repeat(3000)), "b".repeat(3000)]);
-        assert_eq!(split_message("", 4096), [""]);
-    }
-}
-
 /// How often pending approvals are looked for.
 const APPROVAL_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -249,5 +231,23 @@ pub async fn announce_approvals(state: Arc<State>) {
             _ = tokio::time::sleep(APPROVAL_POLL) => {}
             _ = shutdown.wait_for(|d| *d) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::split_message;
+
+    #[test]
+    fn long_messages_split_at_the_limit_preferring_line_breaks() {
+        let long = "é".repeat(9000);
+        let parts = split_message(&long, 4096);
+        assert_eq!(parts.iter().map(|p| p.chars().count()).collect::<Vec<_>>(), [4096, 4096, 808]);
+        assert_eq!(parts.concat(), long);
+        let lines = format!("{}\n{}", "a".repeat(3000), "b".repeat(3000));
+        let parts = split_message(&lines, 4096);
+        assert_eq!(parts, [format!("{}\n", "a".repeat(3000)), "b".repeat(3000)]);
+        assert_eq!(split_message("", 4096), [""]);
     }
 }
