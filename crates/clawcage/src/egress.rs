@@ -4,9 +4,12 @@
 
 use crate::audit::{self, RunRecord};
 use anyhow::{Context as _, Result};
-use clawcage_egress::{tls, Config, Proxy, ProxyHandle, SecretTable, Secrets};
+use clawcage_egress::{tls, Config, Proxy, ProxyHandle, SecretTable, Secrets, Target, UnlistedHost, Verdict};
+use clawcage_policy::approval::NetworkApproval;
 use clawcage_policy::{Plan, Policy};
+use clawcage_review::approve::{Answer, Gate, NetworkAsker, Prompter, Request, TerminalPrompter};
 use clawcage_sandbox::Sandbox;
+use clawcage_store::Store;
 use std::sync::Arc;
 
 /// What `prepare` made for `start`.
@@ -44,5 +47,42 @@ pub fn start(
     if log {
         config.log = Some(Arc::new(|line: &str| eprintln!("clawcage: egress: {line}")));
     }
+    if policy.approvals.network == NetworkApproval::Ask {
+        // Unlisted hosts ask the invoking user at the terminal.
+        let store = Store::open(&audit::state()?.db)?;
+        let gate = Gate::new(
+            store,
+            record.log(),
+            record.task(),
+            policy.approvals.clone(),
+            Box::new(HoldStdin(TerminalPrompter::new())),
+        );
+        config.unlisted = Arc::new(Ask(NetworkAsker::new(gate)));
+    }
     Ok(Proxy::spawn(config, listener, record.sink())?)
+}
+
+/// The proxy's unlisted-host hook on the approval gate.
+struct Ask(NetworkAsker);
+
+impl UnlistedHost for Ask {
+    fn decide(&self, target: &Target) -> Verdict {
+        match self.0.ask(&target.host_name(), target.port) {
+            Some(rule) => Verdict::Allow(rule),
+            None => Verdict::Deny,
+        }
+    }
+}
+
+/// Asks on the terminal while the command's stdin relay leaves it alone
+/// (the command runs on, and may read the same terminal).
+struct HoldStdin(TerminalPrompter);
+
+impl Prompter for HoldStdin {
+    fn ask(&self, request: &Request, deadline: std::time::Instant) -> Answer {
+        clawcage_sandbox::pump::hold_stdin(true);
+        let answer = self.0.ask(request, deadline);
+        clawcage_sandbox::pump::hold_stdin(false);
+        answer
+    }
 }

@@ -237,6 +237,42 @@ impl Gate {
     }
 }
 
+/// `[approvals] network = "ask"` for one task: the first connection to an
+/// unlisted `host:port` asks through the [`Gate`]; an approval holds for the
+/// rest of the task (later connections there are not asked again), a denial
+/// or a timeout refuses only that connection. One question at a time: a
+/// connection waits while another is being asked about, then sees its answer.
+pub struct NetworkAsker {
+    gate: std::sync::Mutex<Gate>,
+    approved: std::sync::Mutex<std::collections::HashMap<(String, u16), String>>,
+}
+
+impl NetworkAsker {
+    /// Ask through `gate`.
+    pub fn new(gate: Gate) -> NetworkAsker {
+        NetworkAsker { gate: std::sync::Mutex::new(gate), approved: Default::default() }
+    }
+
+    /// `Some(rule text for the record)` when a connection to `host:port`
+    /// may go ahead, `None` when it is refused. Any failure to ask or to
+    /// record is a refusal.
+    pub fn ask(&self, host: &str, port: u16) -> Option<String> {
+        let key = (host.to_string(), port);
+        let Ok(gate) = self.gate.lock() else { return None };
+        if let Some(earlier) = self.approved.lock().ok()?.get(&key) {
+            return Some(format!("{earlier}, earlier in this task"));
+        }
+        match gate.check_network(host, port) {
+            Ok(Verdict::Approved { id, by }) => {
+                let rule = format!("approved by {by} (request {id})");
+                self.approved.lock().ok()?.insert(key, rule.clone());
+                Some(rule)
+            }
+            Ok(Verdict::NotNeeded) | Ok(Verdict::Denied { .. }) | Err(_) => None,
+        }
+    }
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

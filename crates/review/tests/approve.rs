@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 use clawcage_policy::approval::{Approvals, CommandRule, NetworkApproval};
-use clawcage_review::approve::{Answer, Gate, Prompter, Request, StorePrompter, Verdict};
+use clawcage_review::approve::{Answer, Gate, NetworkAsker, Prompter, Request, StorePrompter, Verdict};
 use clawcage_store::audit::{AuditLog, Record};
 use clawcage_store::work::{ApprovalKind, ApprovalStatus};
 use clawcage_store::{NewTask, StatePaths, Store, TaskKind};
@@ -227,4 +227,32 @@ fn writes_and_unlisted_hosts_go_through_the_same_gate() {
     let gate = s.gate(Approvals { network: NetworkApproval::Ask, ..Approvals::default() }, p);
     assert!(gate.check_network("example.com", 443).unwrap().allowed());
     assert_eq!(seen.lock().unwrap()[0].what, "example.com:443");
+}
+
+#[test]
+fn an_approved_host_is_not_asked_about_again_in_the_task_and_a_denial_refuses_each_time() {
+    let s = State::new();
+    let (p, seen) = scripted(&s, approve());
+    let asker = NetworkAsker::new(s.gate(Approvals { network: NetworkApproval::Ask, ..Approvals::default() }, p));
+    let first = asker.ask("pkg.example", 443).unwrap();
+    assert!(first.starts_with("approved by tester (request "), "{first}");
+    let again = asker.ask("pkg.example", 443).unwrap();
+    assert!(again.ends_with("earlier in this task"), "{again}");
+    // Another port of the same host is another destination: asked.
+    assert!(asker.ask("pkg.example", 8443).is_some());
+    let asked: Vec<String> = seen.lock().unwrap().iter().map(|r| r.what.clone()).collect();
+    assert_eq!(asked, ["pkg.example:443", "pkg.example:8443"]);
+    let kinds: Vec<String> = s.records().into_iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, ["approval_request", "approval_decision", "approval_request", "approval_decision"]);
+
+    let (p, seen) = scripted(&s, Answer::Deny { by: "tester".into(), reason: None });
+    let asker = NetworkAsker::new(s.gate(Approvals { network: NetworkApproval::Ask, ..Approvals::default() }, p));
+    assert_eq!(asker.ask("evil.example", 443), None);
+    assert_eq!(asker.ask("evil.example", 443), None);
+    assert_eq!(seen.lock().unwrap().len(), 2, "a denial is not remembered as an approval");
+    // network = "deny": refused without asking anyone.
+    let (p, seen) = scripted(&s, approve());
+    let asker = NetworkAsker::new(s.gate(Approvals::default(), p));
+    assert_eq!(asker.ask("pkg.example", 443), None);
+    assert!(seen.lock().unwrap().is_empty());
 }

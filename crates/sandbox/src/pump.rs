@@ -7,7 +7,18 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// Set while someone is being asked a question on the terminal the
+/// command's stdin comes from (an approval in the middle of a run).
+static STDIN_HELD: AtomicBool = AtomicBool::new(false);
+
+/// While `held`, no [`Input::Fd`] source is read: what is typed stays on
+/// the terminal for the one asking (checked at least every 50 ms).
+pub fn hold_stdin(held: bool) {
+    STDIN_HELD.store(held, Ordering::SeqCst);
+}
 
 /// Where a command's stdin comes from.
 pub enum Input<'a> {
@@ -138,7 +149,8 @@ pub(crate) fn run<'s>(
             _ => None,
         };
         let mut fds: Vec<PollFd<'_>> = vec![PollFd::new(ctl, PollFlags::POLLIN)];
-        let src_idx = match (src, sent >= pending.len()) {
+        let held = STDIN_HELD.load(Ordering::SeqCst);
+        let src_idx = match (src, sent >= pending.len() && !held) {
             (Some(s), true) => Some(push(&mut fds, s, PollFlags::POLLIN)),
             _ => None,
         };
@@ -156,6 +168,12 @@ pub(crate) fn run<'s>(
             }
             None => PollTimeout::NONE,
         };
+        // Held: look again soon, to resume reading once the question is answered.
+        let timeout = match (held && src.is_some(), timeout) {
+            (true, PollTimeout::NONE) => PollTimeout::from(50u8),
+            (true, t) => t.min(PollTimeout::from(50u8)),
+            (false, t) => t,
+        };
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(SandboxError::host("poll")(e.into())),
@@ -168,7 +186,7 @@ pub(crate) fn run<'s>(
             budget.end = Some(End::TimedOut);
             kill_command(ctl, id)?;
         }
-        if let Some(i) = src_idx.filter(|i| ready[*i]) {
+        if let Some(i) = src_idx.filter(|i| ready[*i] && !STDIN_HELD.load(Ordering::SeqCst)) {
             if let Some(s) = src {
                 match nix::unistd::read(s.as_raw_fd(), &mut buf) {
                     Ok(0) | Err(_) => src = None,
