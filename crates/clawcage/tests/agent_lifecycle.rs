@@ -175,3 +175,21 @@ fn ctrl_c_cancels_the_task_and_leaves_no_sandbox_process() {
     let r = tool_results(&again.requests()[0].body);
     assert!(r.iter().any(|(id, c, err)| id == "s1" && *err && c.contains("stopped")), "{r:?}");
 }
+
+#[test]
+fn the_turn_limit_ends_a_task_that_would_loop_forever() {
+    let fx = AgentFixture::new("turns");
+    let server = FakeServer::start_with(
+        FakeWire::OpenAi,
+        vec![],
+        Some(steps(vec![tool("again", "bash", json!({"command": "true"}))])),
+    )
+    .unwrap();
+    let out = fx.run(&server, &["--max-turns", "3", "loop"]);
+    out.expect(1);
+    assert!(out.stderr.contains("turn limit reached (3 model calls"), "{}", out.stderr);
+    assert_eq!(server.requests().len(), 3);
+    let t = fx.only_task();
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert_eq!(fx.store().tool_calls(&t.id).unwrap().len(), 3);
+}
