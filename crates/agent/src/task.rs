@@ -48,8 +48,9 @@ pub struct AgentOptions {
     pub env: BTreeMap<String, String>,
     /// The invoking user's home (for `~/` in the policy).
     pub host_home: PathBuf,
-    /// The approvals hook.
-    pub gate: Arc<dyn ToolGate>,
+    /// The approvals hook; `None`: the policy's `[approvals]` asked at the
+    /// terminal when it has rules, else allow-all.
+    pub gate: Option<Arc<dyn ToolGate>>,
     /// Retry policy override (tests shorten it).
     pub retry: Option<RetryPolicy>,
 }
@@ -199,6 +200,19 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
     }
     ui.notice(&format!("task {task} ({}, workspace {})", provider.config().spec(), workspace.display()));
 
+    let gate: Arc<dyn ToolGate> = match &opts.gate {
+        Some(g) => g.clone(),
+        None if !opts.policy.approvals.commands.is_empty() || !opts.policy.approvals.writes.is_empty() => {
+            Arc::new(crate::gate::ApprovalsGate::new(
+                paths.db.clone(),
+                log.clone(),
+                opts.policy.approvals.clone(),
+                workspace.clone(),
+                Arc::new(clawcage_review::approve::TerminalPrompter::new()),
+            ))
+        }
+        None => Arc::new(crate::gate::AllowAll),
+    };
     let sink = AuditSink::new(log, Some(task.clone()));
     let fail = |detail: String| {
         let _ = sink.append("task_end", json!({ "status": "failed", "detail": detail }));
@@ -257,7 +271,7 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         sandbox: sandbox.clone(),
         store: &store,
         sink: sink.clone(),
-        gate: opts.gate.clone(),
+        gate,
         limits: opts.limits,
         system,
         turns,

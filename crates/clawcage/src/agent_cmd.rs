@@ -1,13 +1,11 @@
 //! `clawcage agent`: wiring only. The run itself is `clawcage_agent::task::run`.
 
 use anyhow::{Context as _, Result};
-use clawcage_agent::gate::AllowAll;
 use clawcage_agent::runner::Limits;
 use clawcage_agent::task::{AgentOptions, HelperCommand, TerminalUi};
 use clawcage_store::TaskStatus;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Exit status of a cancelled task (as a shell reports SIGINT).
 const EXIT_CANCELLED: u8 = 130;
@@ -34,7 +32,7 @@ pub fn agent(
         helper: HelperCommand { program, args: vec!["__sandbox-helper".into()] },
         env: std::env::vars().collect(),
         host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
-        gate: Arc::new(AllowAll),
+        gate: None,
         retry: None,
     };
     let mut ui = TerminalUi::new();

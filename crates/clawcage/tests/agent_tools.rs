@@ -178,3 +178,45 @@ fn fetch_url_without_network_fails_cleanly() {
 fn server_placeholder() -> &'static str {
     "http://127.0.0.1:9"
 }
+
+#[test]
+fn an_approval_rule_holds_a_matching_call_and_no_answer_denies_it() {
+    let fx = AgentFixture::new("approve")
+        .policy("[filesystem]\nchanges = \"direct\"\n[approvals]\ncommands = [\"rm *\"]\ntimeout = \"5s\"\n");
+    fx.write("build/out.o", "x");
+    let server = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![
+                tool("a1", "bash", json!({"command": "cd build && rm -rf out.o"})),
+                tool("a2", "bash", json!({"command": "echo fine"})),
+            ]),
+            steps(vec![text("ok")]),
+        ],
+    )
+    .unwrap();
+    let mut cmd = fx.command(&server, &["clean up"]);
+    // No controlling terminal: nobody can answer, so the request is denied.
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let out = wait_output(
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap(),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = tool_results(&server.requests()[1].body);
+    assert!(r[0].2 && r[0].1.contains("denied by the approver"), "{r:?}");
+    assert!(!r[1].2 && r[1].1.contains("fine"), "{r:?}");
+    assert!(fx.ws.join("build/out.o").exists(), "the denied rm never ran");
+    let kinds: Vec<String> = fx.audit().iter().map(|r| r["kind"].as_str().unwrap().to_string()).collect();
+    let pos = |k: &str| kinds.iter().position(|x| x == k).unwrap_or_else(|| panic!("no {k} in {kinds:?}"));
+    assert!(pos("approval_request") < pos("approval_decision"));
+    assert!(pos("approval_decision") < pos("tool_denied"));
+    assert_eq!(kinds.iter().filter(|k| *k == "exec").count(), 1, "only the allowed call ran: {kinds:?}");
+}
