@@ -36,6 +36,8 @@ pub struct AgentOptions {
     pub workspace: Option<PathBuf>,
     /// `provider:model`; `None`: the resumed task's, else `CLAWCAGE_MODEL`.
     pub model: Option<String>,
+    /// The policy file, to name in the egress proxy's refusals.
+    pub policy_file: Option<PathBuf>,
     /// The user's prompt.
     pub prompt: String,
     /// Continue this task.
@@ -239,7 +241,16 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
 
     // The sandbox, in its helper process, started from this (main) thread.
     let args: Vec<&str> = opts.helper.args.iter().map(String::as_str).collect();
-    let client = match Client::spawn(&opts.helper.program, &args, &plan, false) {
+    let egress = plan.network.as_ref().map(|_| clawcage_sandbox::helper::EgressStart {
+        policy_toml: opts.policy.to_toml(),
+        policy_name: opts
+            .policy_file
+            .as_ref()
+            .map_or("your policy file (the built-in default applies)".into(), |p| p.display().to_string()),
+        sandbox: task.clone(),
+        state_dir: paths.dir.clone(),
+    });
+    let client = match Client::spawn_with(&opts.helper.program, &args, &plan, false, egress) {
         Ok(c) => c,
         Err(e) => {
             fail(format!("sandbox start: {e}"));

@@ -20,12 +20,14 @@ pub fn agent(
     resume: Option<String>,
     prompt: String,
 ) -> Result<ExitCode> {
+    let policy_file = policy.map(Path::to_path_buf);
     let policy = crate::load_policy(policy)?;
     let program = std::env::current_exe().context("path of the clawcage binary")?;
     let opts = AgentOptions {
         policy,
         workspace,
         model,
+        policy_file,
         prompt,
         resume,
         limits,

@@ -220,3 +220,53 @@ fn an_approval_rule_holds_a_matching_call_and_no_answer_denies_it() {
     assert!(pos("approval_decision") < pos("tool_denied"));
     assert_eq!(kinds.iter().filter(|k| *k == "exec").count(), 1, "only the allowed call ran: {kinds:?}");
 }
+
+/// A one-page HTTP server on 127.0.0.1 (answers every request alike).
+fn web_server() -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "hello from web.test\n";
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    port
+}
+
+#[test]
+fn fetch_url_goes_through_the_egress_proxy_to_allowed_hosts_only() {
+    let port = web_server();
+    let fx = AgentFixture::new("egress").policy(&format!(
+        "[filesystem]\nchanges = \"direct\"\n[network]\nallow = [\"web.test:{port}\"]\nallow_ips = [\"127.0.0.1\"]\n\
+         [network.hosts]\n\"web.test\" = \"127.0.0.1\"\n\"other.test\" = \"127.0.0.1\"\n"
+    ));
+    let server = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![
+                tool("n1", "fetch_url", json!({"url": format!("http://web.test:{port}/page")})),
+                tool("n2", "fetch_url", json!({"url": format!("http://other.test:{port}/")})),
+                tool("n3", "bash", json!({"command": format!("curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:{port}/ || echo direct-failed")})),
+            ]),
+            steps(vec![text("done")]),
+        ],
+    )
+    .unwrap();
+    fx.run(&server, &["fetch"]).expect(0);
+    let r = tool_results(&server.requests()[1].body);
+    assert!(!r[0].2 && r[0].1.contains("hello from web.test") && r[0].1.contains("[HTTP 200]"), "{r:?}");
+    assert!(r[1].1.contains("[HTTP 403]") && !r[1].1.contains("hello from"), "{r:?}");
+    assert!(r[2].1.contains("direct-failed") && !r[2].1.contains("hello from"), "{r:?}");
+    let decisions: Vec<(String, String)> = fx
+        .audit()
+        .iter()
+        .filter(|r| r["kind"] == "network")
+        .map(|r| (r["data"]["host"].as_str().unwrap().to_string(), r["data"]["decision"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(decisions.contains(&("web.test".into(), "allow".into())), "{decisions:?}");
+    assert!(decisions.contains(&("other.test".into(), "deny".into())), "{decisions:?}");
+}
