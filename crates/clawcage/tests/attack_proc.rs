@@ -19,12 +19,12 @@ fn host_processes_are_invisible() {
     let mark = format!("3600.{}", std::process::id());
     let mut host = std::process::Command::new("sleep").arg(&mark).spawn().unwrap();
     let fx = Fixture::new("proc-pids");
-    // The pattern is put together at run time, so the script's own command
-    // line (visible inside) does not contain it.
-    let (a, b) = mark.split_at(3);
+    // `3600[.]PID` matches the mark but not itself, so the command lines of
+    // the script and of grep (both visible inside) do not count.
+    let pattern = mark.replacen('.', "[.]", 1);
     let script = format!(
-        "ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; m=$(printf %s%s {a} {b}); \
-         cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c \"$m\"; \
+        "ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; \
+         cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c '{pattern}'; \
          kill -0 {pid} && echo killed-host || echo no-such-pid; cat /proc/1/cmdline | tr -d '\\0'; echo",
         pid = host.id()
     );
