@@ -58,6 +58,7 @@ pub fn apply(ops: &[MountOp]) -> Result<Status, String> {
                 rules.push((path.clone(), if *dir { access } else { access & file }));
             }
             MountOp::Tmpfs { path, .. } | MountOp::Overlay { path } => rules.push((path.clone(), all)),
+            MountOp::File { dst, .. } => rules.push((dst.clone(), read & file)),
             MountOp::Proc => rules.push(("/proc".into(), read | AccessFs::WriteFile)),
             MountOp::Dev { .. } => {
                 rules.push(("/dev".into(), read | AccessFs::WriteFile | AccessFs::IoctlDev));
