@@ -90,6 +90,10 @@ impl Server {
         let queue = tokio::spawn(queue::run(Arc::clone(&state)));
         let sched = tokio::spawn(schedule::run(Arc::clone(&state)));
         let mut channels = Vec::new();
+        let c = &state.config.channels;
+        if c.telegram.is_some() || c.slack.is_some() || c.discord.is_some() {
+            channels.push(tokio::spawn(channels::announce_approvals(Arc::clone(&state))));
+        }
         if let Some(t) = state.config.channels.telegram.clone() {
             channels.push(tokio::spawn(channels::telegram::run(Arc::clone(&state), t)));
         }

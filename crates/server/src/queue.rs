@@ -232,7 +232,7 @@ async fn finish(state: &Arc<State>, claim: &Claim, owner: &str, outcome: Outcome
             (None, TaskStatus::Succeeded) => format!("task {id} done"),
             (None, s) => format!("task {id} {}: {}", s.as_str(), detail.unwrap_or_default()),
         };
-        let _ = state.replies.send(Reply { conversation: conversation.clone(), task: id, text });
+        let _ = state.replies.send(Reply { conversation: conversation.clone(), task: id, text, last: true });
     }
     Ok(())
 }

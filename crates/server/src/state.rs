@@ -70,6 +70,9 @@ pub struct Reply {
     pub task: String,
     /// The text.
     pub text: String,
+    /// The task's final answer (`false`: a notice while it runs, such as an
+    /// approval request).
+    pub last: bool,
 }
 
 /// Counters for `/metrics`.

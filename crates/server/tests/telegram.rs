@@ -143,6 +143,13 @@ async fn telegram_users_start_tasks_and_answer_approvals_by_role() {
         })
         .await
         .unwrap();
+    // The task's chat is told, once, how to answer it.
+    let notice = eventually("the approval notice", || async {
+        fake.sent_to(800).into_iter().find(|m| m["text"].as_str().unwrap().starts_with("approval needed"))
+    })
+    .await;
+    let text = notice["text"].as_str().unwrap();
+    assert!(text.contains("git push") && text.contains(&format!("/approve {}", a.id)), "{text}");
     fake.message(42, 800, &format!("/approve {}", a.id));
     fake.message(7, 700, "/approvals");
     fake.message(7, 700, &format!("/approve {} looks fine", a.id));
@@ -172,5 +179,8 @@ async fn telegram_users_start_tasks_and_answer_approvals_by_role() {
     .await;
     assert_eq!(parts[0].chars().count(), 4096);
     assert_eq!(parts.concat(), format!("answer to {long}"));
+    let notices =
+        fake.sent_to(800).iter().filter(|m| m["text"].as_str().unwrap().starts_with("approval needed")).count();
+    assert_eq!(notices, 1, "an approval was announced more than once");
     s.stop().await;
 }

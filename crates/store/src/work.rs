@@ -429,6 +429,15 @@ impl Store {
         })
     }
 
+    /// The conversation `task` was queued in, while it is in the queue.
+    pub fn queued_conversation(&self, task: &str) -> Result<Option<String>> {
+        self.conn()
+            .query_row("SELECT conversation FROM queue WHERE task_id = ?1", [task], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.db("queued conversation"))
+    }
+
     /// How many tasks have each status.
     pub fn count_tasks_by_status(&self) -> Result<Vec<(String, u64)>> {
         let mut stmt = self

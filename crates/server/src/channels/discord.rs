@@ -157,7 +157,14 @@ async fn post_answers(state: Arc<State>, rest: Rest, replies_to: Arc<Mutex<HashM
             Err(_) => return,
         };
         let Some(channel) = r.conversation.strip_prefix("discord:") else { continue };
-        let reply_to = replies_to.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.task);
+        let reply_to = {
+            let mut m = replies_to.lock().unwrap_or_else(|p| p.into_inner());
+            if r.last {
+                m.remove(&r.task)
+            } else {
+                m.get(&r.task).cloned()
+            }
+        };
         if let Err(e) = rest.send(channel, &r.text, reply_to.as_deref()).await {
             tracing::warn!(error = %e, task = %r.task, "discord: posting the answer failed");
         }

@@ -177,6 +177,63 @@ pub fn split_message(text: &str, max: usize) -> Vec<String> {
     out
 }
 
+/// How often pending approvals are looked for.
+const APPROVAL_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Tell each chat conversation about approval requests of its tasks (once
+/// per request), with the command to answer them, until shutdown. Who may
+/// answer is decided when the answer comes ([`handle`]).
+pub async fn announce_approvals(state: Arc<State>) {
+    let mut told = std::collections::HashSet::new();
+    let mut shutdown = state.shutdown.subscribe();
+    loop {
+        let pending = state
+            .db
+            .call(|s| {
+                let mut out = Vec::new();
+                for a in s.pending_approvals(None)? {
+                    if let Some(c) = s.queued_conversation(&a.task_id)? {
+                        out.push((a, c));
+                    }
+                }
+                Ok(out)
+            })
+            .await;
+        match pending {
+            Ok(list) => {
+                for (a, conversation) in list {
+                    let chat = ["telegram:", "slack:", "discord:"].iter().any(|p| conversation.starts_with(p));
+                    if !chat || !told.insert(a.id.clone()) {
+                        continue;
+                    }
+                    let what = match &a.subject {
+                        serde_json::Value::Array(v) => v
+                            .iter()
+                            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        other => other.to_string(),
+                    };
+                    let text = format!(
+                        "approval needed ({}) for task {}: {what}\nanswer with /approve {} or /deny {}",
+                        a.kind.as_str(),
+                        a.task_id,
+                        a.id,
+                        a.id
+                    );
+                    let _ =
+                        state.replies.send(crate::state::Reply { conversation, task: a.task_id, text, last: false });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "looking for pending approvals failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(APPROVAL_POLL) => {}
+            _ = shutdown.wait_for(|d| *d) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

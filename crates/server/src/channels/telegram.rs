@@ -124,7 +124,14 @@ async fn post_answers(state: Arc<State>, bot: Bot, replies_to: Arc<Mutex<HashMap
         let Some(chat) = r.conversation.strip_prefix("telegram:").and_then(|c| c.parse::<i64>().ok()) else {
             continue;
         };
-        let reply_to = replies_to.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.task);
+        let reply_to = {
+            let mut m = replies_to.lock().unwrap_or_else(|p| p.into_inner());
+            if r.last {
+                m.remove(&r.task)
+            } else {
+                m.get(&r.task).cloned()
+            }
+        };
         if let Err(e) = bot.send(chat, &r.text, reply_to).await {
             tracing::warn!(error = %e, task = %r.task, "telegram: posting the answer failed");
         }
