@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 mod audit;
 mod audit_cmd;
+mod skill_cmd;
 mod tasks_cmd;
 mod term;
 
@@ -56,6 +57,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// Skills: install (after approving their declared needs), list, show, remove.
+    Skill {
+        #[command(subcommand)]
+        cmd: SkillCmd,
+    },
     /// Tasks in the store (or one task, with its tool calls).
     Tasks {
         /// Show this task in detail.
@@ -88,6 +94,30 @@ enum AuditCmd {
 }
 
 #[derive(Subcommand)]
+enum SkillCmd {
+    /// Install a skill directory or an https:// .tar.gz after showing its needs.
+    Add {
+        /// A directory holding SKILL.md, or an https:// URL of a .tar.gz.
+        source: String,
+        /// Approve without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// The approved skills and whether their files still match.
+    List,
+    /// One skill's needs and approval.
+    Show {
+        /// Skill name.
+        name: String,
+    },
+    /// Remove a skill.
+    Rm {
+        /// Skill name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum PolicyCmd {
     /// Validate a policy file and print the effective policy.
     Check {
@@ -105,6 +135,10 @@ fn main() -> ExitCode {
         Cmd::Audit { cmd: AuditCmd::Verify } => audit_cmd::verify(),
         Cmd::Audit { cmd: AuditCmd::Show { task } } => audit_cmd::show(task.as_deref()),
         Cmd::Audit { cmd: AuditCmd::Export { format } } => audit_cmd::export(&format),
+        Cmd::Skill { cmd: SkillCmd::Add { source, yes } } => skill_cmd::add(&source, yes),
+        Cmd::Skill { cmd: SkillCmd::List } => skill_cmd::list(),
+        Cmd::Skill { cmd: SkillCmd::Show { name } } => skill_cmd::show(&name),
+        Cmd::Skill { cmd: SkillCmd::Rm { name } } => skill_cmd::rm(&name),
         Cmd::Tasks { task, status, limit } => tasks_cmd::tasks(task.as_deref(), status.as_deref(), limit),
     };
     match result {

@@ -32,6 +32,11 @@ pub struct Loaded {
 
 /// Parse and hash the skill at `dir`.
 pub fn load(dir: &Path) -> Result<Loaded, SkillError> {
+    load_as(dir, &dir.join(SKILL_FILE).display().to_string())
+}
+
+/// [`load`], naming its `SKILL.md` `origin` in errors (the source of a staged copy).
+fn load_as(dir: &Path, origin: &str) -> Result<Loaded, SkillError> {
     let hash = hash::hash_dir(dir)?;
     let file = dir.join(SKILL_FILE);
     let mut text = String::new();
@@ -39,7 +44,7 @@ pub fn load(dir: &Path) -> Result<Loaded, SkillError> {
         .take(MAX_SKILL_FILE as u64 + 1)
         .read_to_string(&mut text)
         .map_err(SkillError::io("read", &file))?;
-    let manifest = manifest::parse(&text, &file.display().to_string())?;
+    let manifest = manifest::parse(&text, origin)?;
     Ok(Loaded { dir: dir.to_path_buf(), manifest, hash })
 }
 
@@ -137,9 +142,10 @@ impl Staged {
         Ok(staged)
     }
 
-    /// Parse and hash the staged tree (on error, dropping `self` removes it).
-    fn finish(mut self) -> Result<Staged, SkillError> {
-        self.loaded = load(&self.loaded.dir)?;
+    /// Parse and hash the staged tree (on error, dropping `self` removes it);
+    /// `origin` names its `SKILL.md` in errors.
+    fn finish(mut self, origin: &str) -> Result<Staged, SkillError> {
+        self.loaded = load_as(&self.loaded.dir, origin)?;
         Ok(self)
     }
 }
@@ -171,7 +177,7 @@ pub fn stage_dir(src: &Path, root: &Path) -> Result<Staged, SkillError> {
             write_file(&to, *exec, &mut from)?;
         }
     }
-    staged.finish()
+    staged.finish(&src.join(SKILL_FILE).display().to_string())
 }
 
 fn write_file(to: &Path, exec: bool, from: &mut impl Read) -> Result<u64, SkillError> {
@@ -241,7 +247,7 @@ pub fn stage_tarball(archive: &[u8], origin: &str, root: &Path) -> Result<Staged
         }
         made.push(rel);
     }
-    staged.finish()
+    staged.finish(&format!("{origin}: {SKILL_FILE}"))
 }
 
 struct TarFile {

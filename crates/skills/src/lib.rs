@@ -13,6 +13,7 @@ pub mod hash;
 pub mod install;
 pub mod intersect;
 pub mod manifest;
+pub mod present;
 
 pub use error::SkillError;
 pub use manifest::{Manifest, Needs};
