@@ -11,6 +11,8 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -280,7 +282,35 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Descriptors with which a new process enters every group of this sandbox
+    /// without a `cgroup.procs` write from outside: such a write takes the
+    /// kernel's global threadgroup lock for writing, which (without the
+    /// `favordynmods` mount option) waits for an RCU grace period, 5-15 ms
+    /// here on every start. Instead the cgroup2 group is entered at birth
+    /// (`clone3` with `CLONE_INTO_CGROUP`) and each v1 group by the process
+    /// itself writing `0` to its `tasks` file ([`join_self`]), which moves
+    /// only the calling thread and skips that lock. Both were opened here, by
+    /// the supervisor, so the kernel checks the supervisor's rights.
+    pub fn entry(&self) -> Result<Entry, CgroupError> {
+        let mut entry = Entry { into: None, tasks: Vec::new() };
+        for g in &self.groups {
+            let v2 = nix::sys::statfs::statfs(g).map_err(|e| io_error("statfs", g, e.into()))?.filesystem_type()
+                == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
+            if v2 {
+                let dir = fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(g);
+                entry.into = Some(dir.map_err(|e| io_error("opening", g, e))?.into());
+            } else {
+                let tasks = g.join("tasks");
+                let file = fs::OpenOptions::new().write(true).open(&tasks);
+                entry.tasks.push(file.map_err(|e| io_error("opening", &tasks, e))?.into());
+            }
+        }
+        Ok(entry)
+    }
+
     /// Moves process `pid` (all its threads) into every group of this sandbox.
+    /// Slow on most kernels (see [`Cgroup::entry`]); the fallback where
+    /// `clone3` is missing.
     pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
         let pid = pid.to_string();
         self.groups.iter().try_for_each(|g| {
@@ -310,6 +340,29 @@ impl Cgroup {
     pub fn destroy(self) -> Result<(), CgroupError> {
         remove_groups(&self.groups)
     }
+}
+
+/// How a new process enters a sandbox's groups (see [`Cgroup::entry`]).
+#[derive(Debug)]
+pub struct Entry {
+    /// The cgroup2 group's directory, for `clone3(CLONE_INTO_CGROUP)`.
+    pub into: Option<OwnedFd>,
+    /// The v1 groups' `tasks` files, for [`join_self`].
+    pub tasks: Vec<OwnedFd>,
+}
+
+/// Moves the calling thread into the v1 group of each `tasks` file by
+/// writing `0` (the caller). The caller must be single-threaded, so that
+/// its only thread is the whole process; its future children follow it.
+pub fn join_self(tasks: &[OwnedFd]) -> io::Result<()> {
+    tasks.iter().try_for_each(|fd| {
+        let n = nix::unistd::write(fd, b"0")?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(io::Error::other("short write to a cgroup tasks file"))
+        }
+    })
 }
 
 /// Kill and remove every `clawcage-<owner>-*` group (the owner, a supervisor,
@@ -702,6 +755,46 @@ mod tests {
         cg.kill_all();
         assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Signaled(pid, Signal::SIGKILL, false));
         assert!(!cg.oom_killed());
+        let paths = cg.paths();
+        cg.destroy().unwrap();
+        assert!(paths.iter().all(|p| !p.exists()));
+    }
+
+    #[test]
+    fn entry_puts_a_new_process_in_every_group_without_a_procs_write() {
+        let s = support();
+        let cg = Cgroup::create(&s, &unique_name(), &limits(64 << 20, 16, 0.5)).unwrap().unwrap();
+        let entry = cg.entry().unwrap();
+        let (rx, tx) = pipe().unwrap();
+        let forked = match &entry.into {
+            Some(group) => crate::sys::clone_into_cgroup(0, group.as_raw_fd()).unwrap(),
+            None => crate::sys::clone_namespaces(0).unwrap(),
+        };
+        let pid = match forked {
+            crate::sys::Forked::Child => {
+                // Raw syscalls only (the test process has threads): join, report, wait.
+                let code = if join_self(&entry.tasks).is_ok() { 0 } else { 7 };
+                let mut byte = 0u8;
+                // SAFETY: writing and reading one byte with local buffers; then exit.
+                unsafe {
+                    libc::write(tx.as_raw_fd(), (&code as *const i32).cast(), 1);
+                    libc::read(rx.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
+                    libc::_exit(0)
+                }
+            }
+            crate::sys::Forked::Parent(pid) => Pid::from_raw(pid),
+        };
+        let mut code = [9u8];
+        nix::unistd::read(rx.as_raw_fd(), &mut code).unwrap();
+        assert_eq!(code[0], 0, "join_self failed in the child");
+        let want = pid.to_string();
+        for p in cg.paths() {
+            assert!(read(&p, "cgroup.procs").lines().any(|l| l == want), "{pid} not in {}", p.display());
+        }
+        // It joined for real: the groups cannot be removed while it lives.
+        assert!(fs::remove_dir(&cg.paths()[0]).is_err());
+        cg.kill_all();
+        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Signaled(pid, Signal::SIGKILL, false));
         let paths = cg.paths();
         cg.destroy().unwrap();
         assert!(paths.iter().all(|p| !p.exists()));

@@ -8,7 +8,7 @@
 use crate::mountplan::MountOp;
 use crate::proto::{self, Reply, Request};
 use crate::seccomp::Filter;
-use crate::{caps, landlock, rootfs, spawn, sys, StepError};
+use crate::{caps, cgroup, landlock, rootfs, spawn, sys, StepError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -31,6 +31,9 @@ pub struct InitConfig<'a> {
     pub clear_groups: bool,
     /// Run even if Landlock is unavailable (the policy says so).
     pub allow_missing_landlock: bool,
+    /// `tasks` files of the sandbox's v1 cgroups, opened by the supervisor;
+    /// init moves itself in through them before anything else.
+    pub cgroup_tasks: &'a [OwnedFd],
 }
 
 /// Message from the supervisor that releases init: maps are written and init
@@ -70,18 +73,22 @@ fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<(), StepError> {
     //    every process of the namespace.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(fail("PR_SET_PDEATHSIG", ""))?;
     // We are a copy of the supervisor: its command line and environment
-    // (host secrets!) are still in our memory and in /proc/1. Wipe them, and
-    // make init non-dumpable so its memory and fds are out of ptrace reach.
+    // (host secrets!) are still in our memory and in /proc/1. Wipe them.
     sys::scrub_cmdline_and_environ(b"clawcage-init")
         .map_err(fail("scrub inherited argv/environ", "/proc/self/stat"))?;
-    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(fail("PR_SET_DUMPABLE", ""))?;
 
-    // 2. Wait for the supervisor to write our uid/gid maps and put us in our
-    //    cgroups (both must happen from outside, before we do anything).
+    // 2. Into our v1 cgroups (the cgroup2 one we were born in), before we
+    //    do anything else; then wait for the supervisor to write our uid/gid
+    //    maps (that must happen from outside).
+    cgroup::join_self(cfg.cgroup_tasks).map_err(fail("join cgroups", ""))?;
     let idmapped = match proto::recv::<Go>(ctl.as_fd()).map_err(fail("wait for supervisor", ""))? {
         Some((Go, fds)) => fds,
         None => sys::exit_now(1), // supervisor gone
     };
+    // Only now non-dumpable, so that init's memory and fds are out of ptrace
+    // reach: earlier, /proc/<init>/{uid_map,setgroups} would turn root-owned
+    // and an unprivileged supervisor could not write them (EACCES).
+    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(fail("PR_SET_DUMPABLE", ""))?;
 
     // 3. Become the namespace's root (the uid/gid the maps name), and shed
     //    the supplementary groups inherited from the host.
