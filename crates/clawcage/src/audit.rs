@@ -89,7 +89,12 @@ impl RunRecord {
         Ok(RunRecord { sink: AuditSink::new(log, Some(task.clone())), store, task, policy_hash, call: None })
     }
 
-    /// The task's id.
+    /// A sink for the core's events (the egress proxy's), as records of this task.
+    pub fn sink(&self) -> Arc<dyn EventSink> {
+        Arc::new(AuditSink::new(self.sink.log.clone(), Some(self.task.clone())))
+    }
+
+    /// The task id (also the sandbox id in records).
     pub fn task(&self) -> &str {
         &self.task
     }

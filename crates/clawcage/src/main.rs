@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 mod audit;
 mod audit_cmd;
+mod egress;
 mod review_cmd;
 mod skill_cmd;
 mod tasks_cmd;
@@ -44,6 +45,9 @@ enum Cmd {
         /// Give the command a pseudo-terminal (private to the sandbox).
         #[arg(long)]
         tty: bool,
+        /// Print each egress decision on stderr (they are always audited).
+        #[arg(long)]
+        log_network: bool,
         /// How file changes reach the workspace: `review` holds them for
         /// `clawcage diff/apply/discard TASK`, `direct` writes straight
         /// through (default: the policy's `[filesystem] changes`, else direct).
@@ -156,8 +160,8 @@ enum PolicyCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Run { policy, workspace, env, tty, changes, command } => {
-            run(policy.as_deref(), workspace, &env, tty, changes.as_deref(), command)
+        Cmd::Run { policy, workspace, env, tty, log_network, changes, command } => {
+            run(policy.as_deref(), workspace, &env, RunFlags { tty, log_network }, changes.as_deref(), command)
         }
         Cmd::Diff { task } => review_cmd::diff(&task),
         Cmd::Apply { task } => review_cmd::apply(&task),
@@ -203,15 +207,22 @@ fn doctor() -> Result<ExitCode> {
     Ok(if report.default_enforceable { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// `run` switches.
+struct RunFlags {
+    tty: bool,
+    log_network: bool,
+}
+
 fn run(
-    policy: Option<&Path>,
+    policy_path: Option<&Path>,
     workspace: Option<PathBuf>,
     env: &[String],
-    tty: bool,
+    flags: RunFlags,
     changes: Option<&str>,
     command: Vec<String>,
 ) -> Result<ExitCode> {
-    let mut policy = load_policy(policy)?;
+    let tty = flags.tty;
+    let mut policy = load_policy(policy_path)?;
     match changes {
         Some("review") => policy.filesystem.changes = Some(Changes::Review),
         Some("direct") => policy.filesystem.changes = Some(Changes::Direct),
@@ -230,9 +241,6 @@ fn run(
             _ => anyhow::bail!("--env {kv:?}: expected K=V"),
         })
         .collect::<Result<Vec<_>>>()?;
-    if !policy.network.allow.is_empty() {
-        eprintln!("clawcage: note: [network] allow has no effect yet (no egress proxy in this build): the sandbox has loopback only");
-    }
     let ctx = Context {
         workspace,
         host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
@@ -241,6 +249,12 @@ fn run(
         default_changes: Changes::Direct,
     };
     let mut plan = clawcage_policy::plan(&policy, &ctx);
+    // The egress side: CA bundle and secret placeholders go into the plan
+    // before the sandbox exists; the secrets' values stay in this process.
+    let egress = match plan.network {
+        Some(_) => Some(egress::prepare(&policy, &mut plan)?),
+        None => None,
+    };
     // The audit trail comes first: no record, no sandbox (exit 125).
     let mut record = audit::RunRecord::begin(&policy, &plan.workspace, &command)?;
     let held = match plan.direct_changes {
@@ -260,6 +274,15 @@ fn run(
     }
     let mut sandbox = Sandbox::start(&plan, &Options { tty }).map_err(|e| record.failed("sandbox start", e.into()))?;
     record.sandbox_started(&sandbox.limits_mechanism().to_string())?;
+    let proxy = match egress {
+        Some(prepared) => {
+            let name = policy_path
+                .map_or("your policy file (the built-in default applies)".into(), |p| p.display().to_string());
+            let started = egress::start(prepared, &policy, &mut sandbox, &record, &name, flags.log_network);
+            Some(started.map_err(|e| record.failed("egress proxy", e))?)
+        }
+        None => None,
+    };
 
     // Signals for the command arrive through a signalfd from now on.
     let signals = term::block_forwarded_signals(tty).context("signal setup")?;
@@ -278,6 +301,9 @@ fn run(
     let outcome = outcome.map_err(|e| record.failed("exec", e.into()))?;
     record.exec_end(&outcome, sandbox.last_output_bytes())?;
     sandbox.stop()?;
+    if let Some(p) = proxy {
+        p.shutdown();
+    }
     record.sandbox_stopped()?;
     if let Some(held) = &held {
         review_cmd::report_held(&record, held)?;
