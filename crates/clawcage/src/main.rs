@@ -9,6 +9,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod agent_cmd;
 mod audit;
 mod audit_cmd;
 mod egress;
@@ -56,6 +57,32 @@ enum Cmd {
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Run an AI agent on a task: the model loop on the host, every tool call in one sandbox.
+    Agent {
+        /// Policy file (TOML); without it the built-in `default` profile applies.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Workspace directory (default: the resumed task's, else the current directory).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// provider:model, e.g. anthropic:claude-sonnet-4-5, openai:gpt-4o, ollama:llama3 (default: CLAWCAGE_MODEL).
+        #[arg(long)]
+        model: Option<String>,
+        /// Most model calls in this run.
+        #[arg(long, default_value_t = 50)]
+        max_turns: u32,
+        /// Most input + output tokens in this run.
+        #[arg(long, default_value_t = 2_000_000)]
+        max_tokens: u64,
+        /// Longest wall-clock time of this run, in seconds.
+        #[arg(long, default_value_t = 1800)]
+        max_seconds: u64,
+        /// Continue this task (same conversation, same workspace).
+        #[arg(long, value_name = "TASK")]
+        resume: Option<String>,
+        /// What to do.
+        prompt: String,
     },
     /// Policy files.
     Policy {
@@ -166,6 +193,14 @@ fn main() -> ExitCode {
         Cmd::Diff { task } => review_cmd::diff(&task),
         Cmd::Apply { task } => review_cmd::apply(&task),
         Cmd::Discard { task } => review_cmd::discard(&task),
+        Cmd::Agent { policy, workspace, model, max_turns, max_tokens, max_seconds, resume, prompt } => {
+            let limits = clawcage_agent::runner::Limits {
+                max_turns,
+                max_tokens,
+                wall: std::time::Duration::from_secs(max_seconds),
+            };
+            agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, prompt)
+        }
         Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),
         Cmd::Doctor => doctor(),
         Cmd::Audit { cmd: AuditCmd::Verify } => audit_cmd::verify(),
@@ -187,7 +222,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_policy(path: Option<&Path>) -> Result<Policy> {
+pub(crate) fn load_policy(path: Option<&Path>) -> Result<Policy> {
     match path {
         Some(p) => Ok(clawcage_policy::load_file(p)?),
         None => clawcage_policy::builtin("default").context("built-in default profile missing"),
