@@ -6,7 +6,10 @@
 //!   `allow` rule (`api.x.com` ∩ `*.x.com` = `api.x.com`; `*.x.com` ∩
 //!   `api.x.com` = `api.x.com`; ports must agree, a missing port takes the
 //!   other's); a pattern that meets no rule is dropped.
-//! - **secrets**, **tools**: kept when the task has them by name.
+//!   A pattern without a port means ports 80 and 443 (as in the policy).
+//!   Unlisted hosts are never asked about (`[approvals] network = "deny"`).
+//! - **secrets** (the task's `[secrets.NAME]`), **tools**: kept when the
+//!   task has them by name; the task's other secrets are removed.
 //! - **read**: kept when inside a task `read` or `write` path.
 //! - **write**: kept when inside a task `write` path; inside only a `read`
 //!   path it becomes read-only; else dropped.
@@ -36,8 +39,6 @@ pub struct Task<'a> {
     pub workspace: &'a Path,
     /// Host home directory: `~/` paths resolve against it.
     pub home: &'a Path,
-    /// Names of the secrets the task's policy binds.
-    pub secrets: &'a [String],
     /// Names of the tools the task offers the model.
     pub tools: &'a [String],
 }
@@ -91,6 +92,8 @@ pub fn intersect(task: &Task<'_>, needs: &Needs) -> Effective {
         }
     }
     policy.network.allow = allow;
+    // Asking a person about unlisted hosts would reach past the declared needs.
+    policy.approvals.network = clawcage_policy::approval::NetworkApproval::Deny;
 
     // Secrets and tools: by name.
     let by_name = |kind: &'static str, declared: &[String], have: &[String], notes: &mut Vec<Note>| {
@@ -104,7 +107,9 @@ pub fn intersect(task: &Task<'_>, needs: &Needs) -> Effective {
         }
         out
     };
-    let secrets = by_name("secrets", &needs.secrets, task.secrets, &mut notes);
+    let have: Vec<String> = task.policy.secrets.keys().cloned().collect();
+    let secrets = by_name("secrets", &needs.secrets, &have, &mut notes);
+    policy.secrets.retain(|name, _| secrets.contains(name));
     let tools = by_name("tools", &needs.tools, task.tools, &mut notes);
 
     // Paths.
@@ -211,8 +216,11 @@ fn split(p: &str) -> HostPattern {
 /// `*.x` matches names below `x`, not `x` itself.
 pub fn intersect_host(a: &str, b: &str) -> Option<String> {
     let (a, b) = (split(a), split(b));
+    // No port: 80 and 443.
+    let web = |p: u16| p == 80 || p == 443;
     let port = match (a.port, b.port) {
         (Some(p), Some(q)) if p != q => return None,
+        (Some(p), None) | (None, Some(p)) if !web(p) => return None,
         (p, q) => p.or(q),
     };
     let host = match (a.host.strip_prefix("*."), b.host.strip_prefix("*.")) {

@@ -17,6 +17,14 @@ deny = ["**/.env", "~/.ssh"]
 protect = [".git/hooks"]
 [network]
 allow = ["api.github.com", "*.example.com", "pypi.org:443"]
+[approvals]
+network = "ask"
+[secrets.github]
+from = "env:GITHUB_TOKEN"
+hosts = ["api.github.com"]
+[secrets.example]
+from = "env:EXAMPLE_TOKEN"
+hosts = ["api.example.com"]
 "#,
         "task.toml",
     )
@@ -24,10 +32,9 @@ allow = ["api.github.com", "*.example.com", "pypi.org:443"]
 }
 
 fn run(policy: &Policy, n: &Needs) -> Effective {
-    let secrets = vec!["github".to_string(), "example".to_string()];
     let tools = vec!["bash".to_string(), "read_file".to_string()];
     let task =
-        Task { policy, workspace: Path::new("/ws"), home: Path::new("/home/u"), secrets: &secrets, tools: &tools };
+        Task { policy, workspace: Path::new("/ws"), home: Path::new("/home/u"), tools: &tools };
     intersect(&task, n)
 }
 
@@ -51,7 +58,10 @@ fn host_patterns_intersect_to_the_narrower() {
     assert_eq!(intersect_host("pypi.org", "pypi.org:443").as_deref(), Some("pypi.org:443"));
     assert_eq!(intersect_host("pypi.org:443", "pypi.org").as_deref(), Some("pypi.org:443"));
     assert_eq!(intersect_host("pypi.org:80", "pypi.org:443"), None);
-    assert_eq!(intersect_host("[::1]:8080", "::1").as_deref(), Some("[::1]:8080"));
+    assert_eq!(intersect_host("[::1]:443", "::1").as_deref(), Some("[::1]:443"));
+    // No port means 80 and 443: it shares nothing with 8080.
+    assert_eq!(intersect_host("[::1]:8080", "::1"), None);
+    assert_eq!(intersect_host("api.github.com", "api.github.com:8080"), None);
 }
 
 #[test]
@@ -66,6 +76,8 @@ fn a_skill_gets_only_what_it_declares_and_the_task_allows() {
     let e = run(&task_policy(), &n);
     assert_eq!(e.policy.network.allow, vec!["api.github.com", "*.example.com"]);
     assert_eq!(e.secrets, vec!["github"]);
+    assert_eq!(e.policy.secrets.keys().collect::<Vec<_>>(), vec!["github"], "the other secret is gone");
+    assert_eq!(e.policy.approvals.network, clawcage_policy::approval::NetworkApproval::Deny);
     assert_eq!(e.tools, vec!["bash"]);
     assert_eq!(
         strs(&e.policy.filesystem.read),
@@ -95,7 +107,7 @@ fn a_skill_gets_only_what_it_declares_and_the_task_allows() {
 fn declaring_nothing_gets_only_the_system_directories() {
     let e = run(&task_policy(), &Needs::default());
     assert!(e.policy.network.allow.is_empty());
-    assert!(e.secrets.is_empty() && e.tools.is_empty());
+    assert!(e.secrets.is_empty() && e.tools.is_empty() && e.policy.secrets.is_empty());
     assert_eq!(strs(&e.policy.filesystem.read), vec!["/usr", "/etc"]);
     assert!(e.policy.filesystem.write.is_empty());
     assert!(e.notes.is_empty());
