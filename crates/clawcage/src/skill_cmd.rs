@@ -4,7 +4,9 @@
 
 use crate::audit;
 use anyhow::{bail, Context as _, Result};
+use clawcage_policy::PathSpec;
 use clawcage_skills::install::{self, Staged};
+use clawcage_skills::intersect::{intersect, Task};
 use clawcage_skills::{present, Needs};
 use clawcage_store::skills::SkillRecord;
 use clawcage_store::{StatePaths, Store};
@@ -132,4 +134,69 @@ pub fn rm(name: &str) -> Result<ExitCode> {
     store.remove_skill(name)?;
     println!("removed {name}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `skill run NAME [--policy F] [--workspace W] -- SCRIPT ARGS`: the script
+/// runs in its own sandbox under the task's policy ∩ the skill's approved
+/// needs, with the skill's directory visible read-only and as the working
+/// directory. A skill whose files changed since approval is refused.
+pub fn run(
+    name: &str,
+    policy_path: Option<&Path>,
+    workspace: Option<PathBuf>,
+    env: &[String],
+    mut command: Vec<String>,
+) -> Result<ExitCode> {
+    let paths = audit::state()?;
+    let store = Store::open(&paths.db)?;
+    let Some(rec) = store.skill(name)? else { bail!("no skill named {name:?} (see `clawcage skill list`)") };
+    // The sandbox sees a fresh copy, verified after it was made.
+    let snap = install::snapshot(&skills_root(&paths), name, &rec.hash, &std::env::temp_dir())?;
+    let loaded = snap.loaded().context("skill snapshot")?.clone();
+    let policy = crate::load_policy(policy_path)?;
+    let workspace = match workspace {
+        Some(w) => w,
+        None => std::env::current_dir().context("current directory")?,
+    };
+    let workspace = std::fs::canonicalize(&workspace).with_context(|| format!("workspace {}", workspace.display()))?;
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent"));
+    let tools: Vec<String> = clawcage_agent::tools::specs().iter().map(|t| t.name.to_string()).collect();
+    let task = Task { policy: &policy, workspace: &workspace, home: &home, tools: &tools };
+    let eff = intersect(&task, &loaded.manifest.needs);
+    for n in &eff.notes {
+        eprintln!("clawcage: skill {name}: {} {}: {}", n.kind, n.need, n.outcome);
+    }
+    let dir = loaded.dir.clone();
+    let mut effective = eff.policy.clone();
+    effective.filesystem.read.push(PathSpec::Absolute(dir.display().to_string()));
+    if let Some(first) = command.first_mut() {
+        if !first.starts_with('/') && first.contains('/') {
+            *first = dir.join(&*first).display().to_string();
+        }
+    }
+    let record = json!({
+        "name": name,
+        "hash": rec.hash,
+        "network": effective.network.allow,
+        "secrets": eff.secrets,
+        "read": effective.filesystem.read.iter().map(|p| String::from(p.clone())).collect::<Vec<_>>(),
+        "write": effective.filesystem.write.iter().map(|p| String::from(p.clone())).collect::<Vec<_>>(),
+        "tools": eff.tools,
+        "dropped": serde_json::to_value(&eff.notes)?,
+    });
+    let policy_name = format!(
+        "skill {name}'s declared needs (within {})",
+        policy_path.map_or("the built-in default policy".into(), |p| p.display().to_string())
+    );
+    let code = crate::run_policy(
+        effective,
+        &policy_name,
+        workspace,
+        env,
+        crate::RunFlags { tty: false, log_network: false },
+        None,
+        crate::RunExtra { command, cwd: Some(dir), record: Some(("skill_run", record)) },
+    );
+    drop(snap);
+    code
 }

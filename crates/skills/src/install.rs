@@ -357,3 +357,46 @@ fn is_loopback(host: &str) -> bool {
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
+
+/// A private, verified copy of an installed skill for one run: what the
+/// sandbox sees is this copy, hashed after it was made, so a change to the
+/// installed files after the check cannot reach the run. Removed on drop.
+#[derive(Debug)]
+pub struct Snapshot {
+    staged: Option<Staged>,
+    base: PathBuf,
+}
+
+impl Snapshot {
+    /// The copy (its `dir` is what to bind read-only).
+    pub fn loaded(&self) -> Option<&Loaded> {
+        self.staged.as_ref().map(|s| &s.loaded)
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        self.staged = None;
+        let _ = fs::remove_dir_all(&self.base);
+    }
+}
+
+/// Verify the installed skill `name` under `root` against `approved` and
+/// copy it into a fresh directory under `tmp` (created here, mode 0755, so
+/// that the sandbox's user can read it; refused if the name exists).
+pub fn snapshot(root: &Path, name: &str, approved: &str, tmp: &Path) -> Result<Snapshot, SkillError> {
+    let installed = verify(root, name, approved)?;
+    let base = tmp.join(format!("clawcage-skill-{name}-{}", unique()));
+    fs::DirBuilder::new().mode(0o755).create(&base).map_err(SkillError::io("create", &base))?;
+    let mut snap = Snapshot { staged: None, base: base.clone() };
+    let staged = stage_dir(&installed.dir, &base)?;
+    if staged.loaded.hash != approved {
+        return Err(SkillError::Tampered {
+            name: name.into(),
+            approved: approved.into(),
+            actual: staged.loaded.hash.clone(),
+        });
+    }
+    snap.staged = Some(staged);
+    Ok(snap)
+}

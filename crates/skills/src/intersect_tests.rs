@@ -33,8 +33,7 @@ hosts = ["api.example.com"]
 
 fn run(policy: &Policy, n: &Needs) -> Effective {
     let tools = vec!["bash".to_string(), "read_file".to_string()];
-    let task =
-        Task { policy, workspace: Path::new("/ws"), home: Path::new("/home/u"), tools: &tools };
+    let task = Task { policy, workspace: Path::new("/ws"), home: Path::new("/home/u"), tools: &tools };
     intersect(&task, n)
 }
 
