@@ -8,6 +8,7 @@
 //! - [`intersect`]: the policy a skill's script runs under — the task's
 //!   policy intersected with the skill's needs; never wider than the task's.
 
+pub mod catalog;
 pub mod error;
 pub mod hash;
 pub mod install;
