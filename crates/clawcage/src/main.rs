@@ -15,6 +15,7 @@ mod audit_cmd;
 mod egress;
 mod review_cmd;
 mod skill_cmd;
+mod serve_cmd;
 mod tasks_cmd;
 mod term;
 
@@ -128,9 +129,51 @@ enum Cmd {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// Run the server: HTTP API, web UI, channels, scheduler, task queue.
+    Serve {
+        /// The config file.
+        #[arg(long, default_value = "/etc/clawcage/serve.toml")]
+        config: PathBuf,
+        /// Validate the config (and every file it names), print a summary, exit.
+        #[arg(long)]
+        check_config: bool,
+    },
+    /// Scheduled tasks.
+    Schedule {
+        #[command(subcommand)]
+        cmd: ScheduleCmd,
+    },
     /// Internal: own one task's sandbox for `agent` (control socket on fd 3).
     #[command(name = "__sandbox-helper", hide = true)]
     SandboxHelper,
+}
+
+#[derive(Subcommand)]
+enum ScheduleCmd {
+    /// Add a cron (UTC) or one-shot schedule to a group.
+    Add {
+        /// The server's config file (the group is checked against it).
+        #[arg(long, default_value = "/etc/clawcage/serve.toml")]
+        config: PathBuf,
+        /// The group its tasks run in.
+        #[arg(long)]
+        group: String,
+        /// Cron expression, UTC (5 fields, or 6 with seconds).
+        #[arg(long, conflicts_with = "at")]
+        cron: Option<String>,
+        /// One-shot time, RFC 3339 (e.g. 2027-01-31T09:00:00Z).
+        #[arg(long)]
+        at: Option<String>,
+        /// The prompt of its tasks.
+        prompt: String,
+    },
+    /// List schedules.
+    List,
+    /// Delete a schedule.
+    Rm {
+        /// Its id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,6 +274,12 @@ fn main() -> ExitCode {
         Cmd::Skill { cmd: SkillCmd::List } => skill_cmd::list(),
         Cmd::Skill { cmd: SkillCmd::Show { name } } => skill_cmd::show(&name),
         Cmd::Skill { cmd: SkillCmd::Rm { name } } => skill_cmd::rm(&name),
+        Cmd::Serve { config, check_config } => serve_cmd::serve(&config, check_config),
+        Cmd::Schedule { cmd: ScheduleCmd::Add { config, group, cron, at, prompt } } => {
+            serve_cmd::schedule_add(&config, group, cron, at, prompt)
+        }
+        Cmd::Schedule { cmd: ScheduleCmd::List } => serve_cmd::schedule_list(),
+        Cmd::Schedule { cmd: ScheduleCmd::Rm { id } } => serve_cmd::schedule_rm(&id),
         Cmd::Tasks { task, status, limit } => tasks_cmd::tasks(task.as_deref(), status.as_deref(), limit),
         Cmd::SandboxHelper => clawcage_agent::helper::serve().map(|()| ExitCode::SUCCESS).map_err(Into::into),
     };

@@ -774,12 +774,14 @@ mod tests {
             crate::sys::Forked::Child => {
                 // Raw syscalls only (the test process has threads): join, report, wait.
                 let code = if join_self(&entry.tasks).is_ok() { 0 } else { 7 };
-                let mut byte = 0u8;
-                // SAFETY: writing and reading one byte with local buffers; then exit.
+                // SAFETY: writing one byte from a local buffer, then waiting
+                // for the kill. (Reading the pipe here could take back our own
+                // byte before the parent reads it, and both would hang.)
                 unsafe {
                     libc::write(tx.as_raw_fd(), (&code as *const i32).cast(), 1);
-                    libc::read(rx.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
-                    libc::_exit(0)
+                    loop {
+                        libc::pause();
+                    }
                 }
             }
             crate::sys::Forked::Parent(pid) => Pid::from_raw(pid),
