@@ -14,8 +14,8 @@ mod audit;
 mod audit_cmd;
 mod egress;
 mod review_cmd;
-mod skill_cmd;
 mod serve_cmd;
+mod skill_cmd;
 mod tasks_cmd;
 mod term;
 
