@@ -37,10 +37,14 @@ pub const HELPER_FD: i32 = 3;
 pub enum HelperRequest {
     /// Start the sandbox (first message, exactly once).
     Start {
-        /// The plan to carry out (boxed: it dwarfs the other messages).
+        /// The plan to carry out.
         plan: Box<Plan>,
         /// Mount a private devpts (commands may get a pty).
         tty: bool,
+        /// For plans with network: what the helper needs to serve the egress
+        /// proxy on the listener the sandbox hands out.
+        #[serde(default)]
+        egress: Option<EgressStart>,
     },
     /// Run one command. Descriptors: stdin, stdout, stderr.
     Exec(WireExec),
@@ -50,6 +54,21 @@ pub enum HelperRequest {
     Spawn(WireExec),
     /// Stop the sandbox and exit.
     Stop,
+}
+
+/// What the helper's egress proxy needs. Secret values never travel: the
+/// helper reads them itself (from its environment or files, as the policy
+/// says), so they live only in the helper process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EgressStart {
+    /// The effective policy as canonical TOML (`Policy::to_toml`).
+    pub policy_toml: String,
+    /// How to name the policy in the proxy's refusals ("add a rule to ...").
+    pub policy_name: String,
+    /// The sandbox id in egress records (the task id).
+    pub sandbox: String,
+    /// The state directory (audit log, the installation's CA).
+    pub state_dir: std::path::PathBuf,
 }
 
 /// One command, as it travels to the helper.
@@ -200,6 +219,18 @@ impl Client {
     /// `PR_SET_PDEATHSIG` counts parents): call it from a thread that lives
     /// as long as the sandbox should, such as the main thread.
     pub fn spawn(program: &Path, args: &[&str], plan: &Plan, tty: bool) -> Result<Client, HelperError> {
+        Client::spawn_with(program, args, plan, tty, None)
+    }
+
+    /// Like [`Client::spawn`], with the egress proxy's configuration for a
+    /// plan with network.
+    pub fn spawn_with(
+        program: &Path,
+        args: &[&str],
+        plan: &Plan,
+        tty: bool,
+        egress: Option<EgressStart>,
+    ) -> Result<Client, HelperError> {
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(local("socketpair"))?;
         let fd = theirs.as_raw_fd();
@@ -231,7 +262,7 @@ impl Client {
             cmd.spawn().map_err(|source| HelperError::Spawn { program: program.display().to_string(), source })?;
         drop(theirs);
         let mut client = Client { ctl: ours, child, limits: String::new(), done: false };
-        client.send(&HelperRequest::Start { plan: Box::new(plan.clone()), tty }, &[])?;
+        client.send(&HelperRequest::Start { plan: Box::new(plan.clone()), tty, egress }, &[])?;
         match client.recv()? {
             HelperReply::Ready { limits } => {
                 client.limits = limits;
