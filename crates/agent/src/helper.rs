@@ -86,6 +86,14 @@ pub fn serve() -> Result<(), HelperServeError> {
                     return Ok(());
                 }
             }
+            Some((HelperRequest::Spawn(wire), fds)) => {
+                let reply = spawn(&mut sandbox, &wire.to_spec(), fds);
+                let fatal = matches!(reply, HelperReply::Error { .. });
+                proto::send(fd, &reply, &[])?;
+                if fatal {
+                    return Ok(());
+                }
+            }
             Some((HelperRequest::Stop, _)) => {
                 let reply = match sandbox.stop() {
                     Ok(()) => HelperReply::Stopped,
@@ -123,6 +131,20 @@ fn exec(sandbox: &mut Sandbox, spec: &clawcage_sandbox::ExecSpec, fds: Vec<Owned
             let (o, e) = sandbox.last_output_bytes();
             HelperReply::Done { outcome, stdout_bytes: o, stderr_bytes: e }
         }
+        Err(e) => HelperReply::Error { error: e.to_string() },
+    }
+}
+
+/// Start a background command on the three descriptors the client sent
+/// (init gets its own copies; ours close when this returns).
+fn spawn(sandbox: &mut Sandbox, spec: &clawcage_sandbox::ExecSpec, fds: Vec<OwnedFd>) -> HelperReply {
+    let [stdin, stdout, stderr]: [OwnedFd; 3] = match fds.try_into() {
+        Ok(a) => a,
+        Err(v) => return HelperReply::Error { error: format!("spawn needs 3 descriptors, got {}", v.len()) },
+    };
+    match sandbox.spawn(spec, stdin.as_fd(), stdout.as_fd(), stderr.as_fd()) {
+        Ok(Ok(id)) => HelperReply::Spawned { id },
+        Ok(Err(error)) => HelperReply::SpawnFailed { error },
         Err(e) => HelperReply::Error { error: e.to_string() },
     }
 }

@@ -48,6 +48,10 @@ pub enum HelperRequest {
     },
     /// Run one command. Descriptors: stdin, stdout, stderr.
     Exec(WireExec),
+    /// Start a background command ([`crate::Sandbox::spawn`]) whose stdio
+    /// are the three descriptors sent (not relayed). Replies
+    /// [`HelperReply::Spawned`] or [`HelperReply::SpawnFailed`].
+    Spawn(WireExec),
     /// Stop the sandbox and exit.
     Stop,
 }
@@ -134,6 +138,16 @@ pub enum HelperReply {
         /// One line.
         error: String,
     },
+    /// A background command runs, as command `id`.
+    Spawned {
+        /// Its command id.
+        id: u64,
+    },
+    /// A background command could not be started (the sandbox still runs).
+    SpawnFailed {
+        /// One line.
+        error: String,
+    },
     /// The sandbox is stopped; the helper exits.
     Stopped,
 }
@@ -167,6 +181,19 @@ pub enum HelperError {
 
 fn local(step: &'static str) -> impl FnOnce(Errno) -> HelperError {
     move |e| HelperError::Local { step, source: e.into() }
+}
+
+/// A background command's pipe ends ([`Client::spawn_background`]).
+#[derive(Debug)]
+pub struct Background {
+    /// Its command id in the sandbox.
+    pub id: u64,
+    /// Write end of its stdin (closing it is its end of file).
+    pub stdin: OwnedFd,
+    /// Read end of its stdout.
+    pub stdout: OwnedFd,
+    /// Read end of its stderr.
+    pub stderr: OwnedFd,
 }
 
 /// The client side of one helper (one sandbox). Blocking; async callers use
@@ -346,6 +373,31 @@ impl Client {
             }
         }
         reply.ok_or_else(|| HelperError::Gone("no reply".into()))
+    }
+
+    /// Start a long-lived command in the background (an MCP server): it runs
+    /// inside the sandbox under the same layers as every command, beside the
+    /// later [`Client::exec_collect`]s, with its stdio connected straight to
+    /// the returned pipe ends. It ends when it exits or the sandbox stops.
+    pub fn spawn_background(&mut self, spec: &ExecSpec) -> Result<Background, HelperError> {
+        let flags = nix::fcntl::OFlag::O_CLOEXEC;
+        let (in_r, in_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
+        let (out_r, out_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
+        let (err_r, err_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
+        self.send(
+            &HelperRequest::Spawn(WireExec::from_spec(spec)),
+            &[in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+        )?;
+        drop((in_r, out_w, err_w));
+        match self.recv()? {
+            HelperReply::Spawned { id } => Ok(Background { id, stdin: in_w, stdout: out_r, stderr: err_r }),
+            HelperReply::SpawnFailed { error } => Err(HelperError::Start(error)),
+            HelperReply::Error { error } => {
+                self.done = true;
+                Err(HelperError::Gone(error))
+            }
+            other => Err(HelperError::Gone(format!("unexpected reply to spawn: {other:?}"))),
+        }
     }
 
     /// Stop the sandbox and wait for the helper to exit.
