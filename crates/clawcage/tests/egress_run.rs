@@ -344,3 +344,43 @@ fn git_clones_over_http_through_the_proxy() {
     assert_eq!(r.stdout, "hello-from-git\n", "{}", r.stderr);
     assert!(git.requests().iter().any(|s| s.head.contains("info/refs")));
 }
+
+#[test]
+fn a_bound_host_that_closes_after_each_response_is_reconnected_through_a_fresh_decision() {
+    let ws = TempDir::new("egress-reconnect");
+    let real = format!("ghp_reconnect_{}", std::process::id());
+    let ca = TestCa::new();
+    let mut api = OriginOpts::https("api", &ca, &["api.test"]);
+    api.secret = Some(real.clone());
+    api.close_each = true;
+    let api = Origin::start(api);
+    let ca_file = ws.path().with_extension("origin-ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let policy = format!(
+        "[network]\nallow = [\"api.test:{a}\"]\nallow_ips = [\"127.0.0.1\"]\nca = [\"{ca}\"]\n\
+         [network.hosts]\n\"api.test\" = \"127.0.0.1\"\n\
+         [secrets.gh]\nfrom = \"env:CLAWCAGE_TEST_GH\"\nhosts = [\"api.test\"]\n",
+        a = api.port,
+        ca = ca_file.display()
+    );
+    // One curl, three URLs: one client connection (one CONNECT) to the
+    // proxy, while the origin hangs up after every answer.
+    let script =
+        format!("curl -sS https://api.test:{a}/one https://api.test:{a}/two https://api.test:{a}/three", a = api.port);
+    let r = run(&ws, &policy, &script, &[("CLAWCAGE_TEST_GH", &real)]);
+    r.expect_code(0);
+    assert_eq!(
+        r.stdout,
+        "origin=api path=/one auth=match\norigin=api path=/two auth=match\norigin=api path=/three auth=match\n",
+        "{}",
+        r.stderr
+    );
+    assert_eq!(api.requests().len(), 3);
+    // Each upstream connection was decided (and recorded) on its own.
+    let log = audit(&ws);
+    let allows =
+        log.lines().filter(|l| l.contains("\"kind\":\"network\"") && l.contains("\"decision\":\"allow\"")).count();
+    assert_eq!(allows, 3, "{log}");
+    let ends = log.lines().filter(|l| l.contains("\"kind\":\"network_end\"")).count();
+    assert_eq!(ends, 3, "{log}");
+}

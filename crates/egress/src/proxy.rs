@@ -137,6 +137,15 @@ fn empty(status: StatusCode) -> Response<Body> {
     r
 }
 
+/// How a forwarding connection reaches its destination.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    /// Plain HTTP over TCP.
+    Plain,
+    /// TLS verified against the upstream roots (secret-bound hosts).
+    Tls,
+}
+
 /// The upstream connection a client connection currently forwards to.
 struct Upstream {
     target: Target,
@@ -355,74 +364,110 @@ impl State {
         let mitm = matches!(t.host, Host::Name(_)) && self.cfg.secrets.any_bound(&t.host);
         let st = self.clone();
         tokio::spawn(async move {
-            let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
-            let up = Counted::new(up, counters.clone(), None);
+            let Ok(upgraded) = hyper::upgrade::on(req).await else {
+                st.end(&t, &counters).await;
+                return;
+            };
             if mitm {
-                st.terminate(&t, TokioIo::new(upgraded), up).await;
+                // Each upstream connection (this first one, and any reconnect)
+                // records its own end.
+                st.terminate(&t, TokioIo::new(upgraded), (up, counters)).await;
             } else {
                 let mut client = TokioIo::new(upgraded);
-                let mut up = up;
+                let mut up = Counted::new(up, counters.clone(), None);
                 // 64 KiB buffers: bulk transfers move in fewer, larger steps.
                 let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, 1 << 16, 1 << 16).await;
+                st.end(&t, &counters).await;
             }
-            st.end(&t, &counters).await;
         });
         empty(StatusCode::OK)
     }
 
     /// HTTPS to a secret-bound host: TLS with the client under a leaf of our
-    /// CA, verified TLS to the host, requests forwarded one by one.
+    /// CA, verified TLS to the host, requests forwarded one by one. When the
+    /// host closes its connection, the next request opens a new one through
+    /// the whole decision again ([`State::open`]: rule, resolution, address
+    /// check, record).
     async fn terminate(
         self: &Arc<Self>,
         t: &Target,
         client: TokioIo<hyper::upgrade::Upgraded>,
-        up: Counted<TcpStream>,
+        first: (TcpStream, Arc<Counters>),
     ) {
-        let Host::Name(name) = &t.host else { return };
-        let Some(ca) = &self.cfg.ca else { return };
-        let Ok(server_cfg) = ca.server_config(name) else { return };
-        let Ok(client_tls) = tokio_rustls::TlsAcceptor::from(server_cfg).accept(client).await else { return };
-        let upstream: Result<SendRequest<Body>, String> = async {
-            let sn = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| e.to_string())?;
-            let tls = tokio_rustls::TlsConnector::from(self.cfg.upstream_tls.clone())
-                .connect(sn, up)
-                .await
-                .map_err(|e| format!("TLS to {t} failed: {e}"))?;
-            let (sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            Ok(sender)
-        }
-        .await;
-        let upstream = match upstream {
-            Ok(sender) => Some(Arc::new(Mutex::new(Some(Upstream { target: t.clone(), sender })))),
+        let (Host::Name(name), Some(ca)) = (&t.host, &self.cfg.ca) else {
+            return self.end(t, &first.1).await;
+        };
+        let Ok(server_cfg) = ca.server_config(name) else { return self.end(t, &first.1).await };
+        let Ok(client_tls) = tokio_rustls::TlsAcceptor::from(server_cfg).accept(client).await else {
+            return self.end(t, &first.1).await;
+        };
+        let slot = Arc::new(Mutex::new(match self.dial(t, Wire::Tls, first).await {
+            Ok(sender) => Some(Upstream { target: t.clone(), sender }),
             Err(e) => {
                 self.log(&format!("upstream {t}: {e}"));
                 None
             }
-        };
+        }));
         let st = self.clone();
         let target = t.clone();
         let svc = service_fn(move |req: Request<Incoming>| {
-            let (st, t, upstream) = (st.clone(), target.clone(), upstream.clone());
+            let (st, t, slot) = (st.clone(), target.clone(), slot.clone());
             async move {
-                let Some(upstream) = upstream else {
-                    return Ok::<_, Infallible>(text(
-                        StatusCode::BAD_GATEWAY,
-                        format!("clawcage egress: upstream TLS to {t} could not be verified\n"),
-                    ));
-                };
                 if let Err(r) = st.check_host_header(&req, &t, 443).await {
-                    return Ok(r);
+                    return Ok::<_, Infallible>(r);
                 }
-                let mut guard = upstream.lock().await;
-                match guard.as_mut() {
-                    Some(u) => Ok(st.forward(req, &t, &mut u.sender).await),
-                    None => Ok(text(StatusCode::BAD_GATEWAY, "clawcage egress: upstream closed\n".into())),
-                }
+                Ok(st.forward(req, &t, Wire::Tls, &slot).await)
             }
         });
         let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(client_tls), svc).await;
+    }
+
+    /// An HTTP/1.1 client connection to `t` over `stream` (a fresh decision
+    /// and connect when `stream` is `None`), TLS-verified for [`Wire::Tls`].
+    /// Its end is recorded when it closes.
+    async fn dial(
+        self: &Arc<Self>,
+        t: &Target,
+        wire: Wire,
+        (stream, counters): (TcpStream, Arc<Counters>),
+    ) -> Result<SendRequest<Body>, String> {
+        let io = Counted::new(stream, counters.clone(), None);
+        let handshake = match wire {
+            Wire::Plain => hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map(|(s, c)| {
+                let (st, t) = (self.clone(), t.clone());
+                tokio::spawn(async move {
+                    let _ = c.await;
+                    st.end(&t, &counters).await;
+                });
+                s
+            }),
+            Wire::Tls => {
+                let Host::Name(name) = &t.host else { return Err(format!("{t}: TLS needs a name")) };
+                let sn = match rustls::pki_types::ServerName::try_from(name.clone()) {
+                    Ok(sn) => sn,
+                    Err(e) => {
+                        self.end(t, &counters).await;
+                        return Err(e.to_string());
+                    }
+                };
+                let tls = match tokio_rustls::TlsConnector::from(self.cfg.upstream_tls.clone()).connect(sn, io).await {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        self.end(t, &counters).await;
+                        return Err(format!("TLS to {t} failed: {e}"));
+                    }
+                };
+                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map(|(s, c)| {
+                    let (st, t) = (self.clone(), t.clone());
+                    tokio::spawn(async move {
+                        let _ = c.await;
+                        st.end(&t, &counters).await;
+                    });
+                    s
+                })
+            }
+        };
+        handshake.map_err(|e| e.to_string())
     }
 
     /// The Host header, when present, must name the request's destination.
@@ -454,43 +499,84 @@ impl State {
         if let Err(r) = self.check_host_header(&req, &t, 80).await {
             return r;
         }
-        let mut guard = conn.lock().await;
-        let reusable = match guard.as_mut() {
-            Some(u) if u.target == t => u.sender.ready().await.is_ok(),
+        self.forward(req, &t, Wire::Plain, &conn).await
+    }
+
+    /// A sender to `t` that is ready: the one in `slot` when it still is,
+    /// else a new connection through the whole decision ([`State::open`]).
+    async fn ready_sender<'a>(
+        self: &Arc<Self>,
+        slot: &'a mut Option<Upstream>,
+        t: &Target,
+        wire: Wire,
+    ) -> Result<&'a mut SendRequest<Body>, Response<Body>> {
+        let reusable = match slot.as_mut() {
+            Some(u) if u.target == *t => u.sender.ready().await.is_ok(),
             _ => false,
         };
         if !reusable {
-            *guard = None;
-            let (stream, counters) = match self.open(&t).await {
-                Ok(x) => x,
-                Err(r) => return r,
-            };
-            let io = TokioIo::new(Counted::new(stream, counters.clone(), None));
-            let (sender, c) = match hyper::client::conn::http1::handshake(io).await {
-                Ok(x) => x,
-                Err(e) => return text(StatusCode::BAD_GATEWAY, format!("clawcage egress: {t}: {e}\n")),
-            };
-            let (st, target) = (self.clone(), t.clone());
-            tokio::spawn(async move {
-                let _ = c.await;
-                st.end(&target, &counters).await;
-            });
-            *guard = Some(Upstream { target: t.clone(), sender });
+            *slot = None;
+            let opened = self.open(t).await?;
+            let sender = self
+                .dial(t, wire, opened)
+                .await
+                .map_err(|e| text(StatusCode::BAD_GATEWAY, format!("clawcage egress: {t}: {e}\n")))?;
+            *slot = Some(Upstream { target: t.clone(), sender });
         }
-        match guard.as_mut() {
-            Some(u) => self.forward(req, &t, &mut u.sender).await,
-            None => text(StatusCode::BAD_GATEWAY, "clawcage egress: no upstream\n".into()),
+        match slot.as_mut() {
+            Some(u) => Ok(&mut u.sender),
+            None => Err(text(StatusCode::BAD_GATEWAY, "clawcage egress: no upstream\n".into())),
         }
     }
 
-    /// Forward one request to `t` over `sender`: origin-form target,
-    /// hop-by-hop headers dropped, secrets applied (or the request blocked).
-    async fn forward(&self, req: Request<Incoming>, t: &Target, sender: &mut SendRequest<Body>) -> Response<Body> {
+    /// Forward one request to `t` over the connection in `slot` (reopened
+    /// when closed): origin-form target, hop-by-hop headers dropped, secrets
+    /// applied (or the request blocked).
+    async fn forward(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        t: &Target,
+        wire: Wire,
+        slot: &Mutex<Option<Upstream>>,
+    ) -> Response<Body> {
+        let mut upstream_req = match self.prepare(req, t).await {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
+        let mut guard = slot.lock().await;
+        // A connection the host closed between our readiness check and the
+        // write gives the request back unsent: it goes once more, on a new one.
+        for attempt in 0..2 {
+            let sender = match self.ready_sender(&mut guard, t, wire).await {
+                Ok(s) => s,
+                Err(r) => return r,
+            };
+            match sender.try_send_request(upstream_req).await {
+                Ok(resp) => {
+                    let (mut parts, body) = resp.into_parts();
+                    strip_hop_by_hop(&mut parts.headers);
+                    return Response::from_parts(parts, body.boxed());
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(again) if attempt == 0 => {
+                        *guard = None;
+                        upstream_req = again;
+                    }
+                    _ => return text(StatusCode::BAD_GATEWAY, format!("clawcage egress: {t}: {}\n", e.error())),
+                },
+            }
+        }
+        text(StatusCode::BAD_GATEWAY, format!("clawcage egress: the connection to {t} closed\n"))
+    }
+
+    /// The request as it goes upstream: origin-form target, hop-by-hop
+    /// headers dropped, secrets applied — or the response that refuses it.
+    async fn prepare(&self, req: Request<Incoming>, t: &Target) -> Result<Request<Body>, Response<Body>> {
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
         parts.uri = match path.parse::<Uri>() {
             Ok(u) => u,
-            Err(_) => return text(StatusCode::BAD_REQUEST, "clawcage egress: bad request target\n".into()),
+            Err(_) => return Err(text(StatusCode::BAD_REQUEST, "clawcage egress: bad request target\n".into())),
         };
         strip_hop_by_hop(&mut parts.headers);
         match self.cfg.secrets.apply(&t.host, &mut parts) {
@@ -499,15 +585,15 @@ impl State {
                 self.log(&format!("blocked secret {name} toward {t}"));
                 let _ = self.record(self.secret_event(&name, t, SecretAction::Blocked)).await;
                 let body = format!("clawcage egress: request to {t} blocked: it carries the placeholder of secret {name:?}, which is not bound to this host\n");
-                return text(StatusCode::FORBIDDEN, body);
+                return Err(text(StatusCode::FORBIDDEN, body));
             }
             Applied::Injected(names) => {
                 for name in names {
                     if let Err(e) = self.record(self.secret_event(&name, t, SecretAction::Injected)).await {
-                        return text(
+                        return Err(text(
                             StatusCode::SERVICE_UNAVAILABLE,
                             format!("clawcage egress: refused: the secret use could not be recorded ({e})\n"),
-                        );
+                        ));
                     }
                 }
             }
@@ -518,18 +604,7 @@ impl State {
                 parts.headers.insert(HOST, v);
             }
         }
-        let upstream_req = Request::from_parts(parts, body.boxed());
-        if sender.ready().await.is_err() {
-            return text(StatusCode::BAD_GATEWAY, format!("clawcage egress: the connection to {t} closed\n"));
-        }
-        match sender.send_request(upstream_req).await {
-            Ok(resp) => {
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.boxed())
-            }
-            Err(e) => text(StatusCode::BAD_GATEWAY, format!("clawcage egress: {t}: {e}\n")),
-        }
+        Ok(Request::from_parts(parts, body.boxed()))
     }
 
     fn secret_event(&self, name: &str, t: &Target, action: SecretAction) -> Event {

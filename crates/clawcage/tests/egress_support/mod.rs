@@ -71,11 +71,13 @@ pub struct OriginOpts {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub secret: Option<String>,
     pub root: Option<PathBuf>,
+    /// Close the connection after every response (saying so in `Connection: close`).
+    pub close_each: bool,
 }
 
 impl OriginOpts {
     pub fn http(name: &'static str) -> OriginOpts {
-        OriginOpts { name, addr: "127.0.0.1", port: 0, tls: None, secret: None, root: None }
+        OriginOpts { name, addr: "127.0.0.1", port: 0, tls: None, secret: None, root: None, close_each: false }
     }
     pub fn https(name: &'static str, ca: &TestCa, names: &[&str]) -> OriginOpts {
         OriginOpts { tls: Some(ca.server_config(names)), ..OriginOpts::http(name) }
@@ -143,7 +145,7 @@ fn exchange<S: Read + Write>(s: &mut S, o: &OriginOpts, seen: &Mutex<Vec<Seen>>)
         seen.lock().unwrap().push(req.clone());
         let path = req.head.split_whitespace().nth(1).unwrap_or("/").to_string();
         let (status, payload) = respond(&path, &req, o);
-        let close = req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let close = o.close_each || req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let hdr = format!(
             "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{}\r\n",
             payload.len(),
