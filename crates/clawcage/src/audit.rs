@@ -89,6 +89,28 @@ impl RunRecord {
         Ok(RunRecord { sink: AuditSink::new(log, Some(task.clone())), store, task, policy_hash, call: None })
     }
 
+    /// The task's id.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// The audit log the task's records go to.
+    pub fn log(&self) -> Arc<AuditLog> {
+        self.sink.log.clone()
+    }
+
+    /// clawcage refused to run the command (an approval was denied): the
+    /// task ends failed with `why`; the records are the gate's.
+    pub fn refused(&self, why: &str) -> Result<()> {
+        self.store.set_task_status(&self.task, TaskStatus::Failed, Some(why))?;
+        Ok(())
+    }
+
+    /// Append a product-level record (`kind`, `data`) of this task.
+    pub fn append(&self, kind: &str, data: Value) -> Result<()> {
+        self.sink.log.append(Some(&self.task), kind, data).map(|_| ()).context("audit log")
+    }
+
     /// The sandbox id in records: one sandbox per run task, named after it.
     fn sandbox(&self) -> String {
         self.task.clone()

@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use clawcage_policy::{Context, Policy};
+use clawcage_policy::{Changes, Context, Policy};
 use clawcage_sandbox::{ExecSpec, Input, Options, Sandbox, Sink};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -11,11 +11,14 @@ use std::process::ExitCode;
 
 mod audit;
 mod audit_cmd;
+mod review_cmd;
 mod tasks_cmd;
 mod term;
 
 /// Exit status when clawcage itself fails (DESIGN.md).
 const EXIT_SETUP: u8 = 125;
+/// Exit status when the command may not run (an approval was denied or timed out).
+const EXIT_REFUSED: u8 = 126;
 
 #[derive(Parser)]
 #[command(name = "clawcage", version, about = "Run AI agents' commands in a locked-down sandbox")]
@@ -40,6 +43,11 @@ enum Cmd {
         /// Give the command a pseudo-terminal (private to the sandbox).
         #[arg(long)]
         tty: bool,
+        /// How file changes reach the workspace: `review` holds them for
+        /// `clawcage diff/apply/discard TASK`, `direct` writes straight
+        /// through (default: the policy's `[filesystem] changes`, else direct).
+        #[arg(long, value_name = "review|direct")]
+        changes: Option<String>,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -56,6 +64,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// Show the changes a reviewed task holds, as a unified diff.
+    Diff {
+        /// The task id (printed by `run --changes review`).
+        task: String,
+    },
+    /// Write a reviewed task's changes to the real workspace (refused, with
+    /// the conflicting paths, when the workspace changed since the task started).
+    Apply {
+        /// The task id.
+        task: String,
+    },
+    /// Drop a reviewed task's changes.
+    Discard {
+        /// The task id.
+        task: String,
+    },
     /// Tasks in the store (or one task, with its tool calls).
     Tasks {
         /// Show this task in detail.
@@ -67,6 +91,9 @@ enum Cmd {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// Internal: own one task's sandbox for `agent` (control socket on fd 3).
+    #[command(name = "__sandbox-helper", hide = true)]
+    SandboxHelper,
 }
 
 #[derive(Subcommand)]
@@ -99,13 +126,19 @@ enum PolicyCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Run { policy, workspace, env, tty, command } => run(policy.as_deref(), workspace, &env, tty, command),
+        Cmd::Run { policy, workspace, env, tty, changes, command } => {
+            run(policy.as_deref(), workspace, &env, tty, changes.as_deref(), command)
+        }
+        Cmd::Diff { task } => review_cmd::diff(&task),
+        Cmd::Apply { task } => review_cmd::apply(&task),
+        Cmd::Discard { task } => review_cmd::discard(&task),
         Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),
         Cmd::Doctor => doctor(),
         Cmd::Audit { cmd: AuditCmd::Verify } => audit_cmd::verify(),
         Cmd::Audit { cmd: AuditCmd::Show { task } } => audit_cmd::show(task.as_deref()),
         Cmd::Audit { cmd: AuditCmd::Export { format } } => audit_cmd::export(&format),
         Cmd::Tasks { task, status, limit } => tasks_cmd::tasks(task.as_deref(), status.as_deref(), limit),
+        Cmd::SandboxHelper => clawcage_agent::helper::serve().map(|()| ExitCode::SUCCESS).map_err(Into::into),
     };
     match result {
         Ok(code) => code,
@@ -141,9 +174,16 @@ fn run(
     workspace: Option<PathBuf>,
     env: &[String],
     tty: bool,
+    changes: Option<&str>,
     command: Vec<String>,
 ) -> Result<ExitCode> {
-    let policy = load_policy(policy)?;
+    let mut policy = load_policy(policy)?;
+    match changes {
+        Some("review") => policy.filesystem.changes = Some(Changes::Review),
+        Some("direct") => policy.filesystem.changes = Some(Changes::Direct),
+        Some(other) => anyhow::bail!("--changes {other:?}: expected \"review\" or \"direct\""),
+        None => {}
+    }
     let workspace = match workspace {
         Some(w) => w,
         None => std::env::current_dir().context("current directory")?,
@@ -164,10 +204,26 @@ fn run(
         host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
         host_env: std::env::vars().collect(),
         extra_env,
+        default_changes: Changes::Direct,
     };
-    let plan = clawcage_policy::plan(&policy, &ctx);
+    let mut plan = clawcage_policy::plan(&policy, &ctx);
     // The audit trail comes first: no record, no sandbox (exit 125).
     let mut record = audit::RunRecord::begin(&policy, &plan.workspace, &command)?;
+    let held = match plan.direct_changes {
+        true => None,
+        false => {
+            Some(review_cmd::hold(record.task(), &policy, &plan.workspace).map_err(|e| record.failed("review", e))?)
+        }
+    };
+    plan.review = held.as_ref().map(|r| r.layers());
+    // A command an approval rule names waits for a person before anything starts.
+    let denied = review_cmd::approve_run(&record, &policy, &command, &plan.workspace)
+        .map_err(|e| record.failed("approval", e))?;
+    if let Some(why) = denied {
+        record.refused(&format!("not run: {why}"))?;
+        eprintln!("clawcage: not run: {why}");
+        return Ok(ExitCode::from(EXIT_REFUSED));
+    }
     let mut sandbox = Sandbox::start(&plan, &Options { tty }).map_err(|e| record.failed("sandbox start", e.into()))?;
     record.sandbox_started(&sandbox.limits_mechanism().to_string())?;
 
@@ -189,6 +245,9 @@ fn run(
     record.exec_end(&outcome, sandbox.last_output_bytes())?;
     sandbox.stop()?;
     record.sandbox_stopped()?;
+    if let Some(held) = &held {
+        review_cmd::report_held(&record, held)?;
+    }
     if let Some(reason) = outcome.reason() {
         eprintln!("clawcage: {reason}{}", limit_note(&outcome, &plan));
     }

@@ -25,7 +25,10 @@ pub use event::{Event, EventSink, SinkError};
 pub use glob::glob_match;
 pub use model::*;
 pub use parse::{load_file, parse_str};
-pub use plan::{plan, Bind, Context, Plan, PlanLimits, DEFAULT_PATH, SANDBOX_HOME};
+pub use plan::{
+    plan, Bind, Context, Plan, PlanLimits, PlanNetwork, ReviewLayers, DEFAULT_PATH, PROXY_PORT, SANDBOX_CA_FILE,
+    SANDBOX_HOME, SYSTEM_CA_BUNDLES,
+};
 pub use profiles::{builtin, PROFILES};
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// A fully resolved policy (profile + file, `extends` applied).
@@ -25,6 +26,8 @@ pub struct Policy {
     pub sandbox: SandboxOptions,
     /// Tool calls that wait for a person's approval.
     pub approvals: crate::approval::Approvals,
+    /// `[secrets.NAME]`: credentials injected by the egress proxy, by name.
+    pub secrets: BTreeMap<String, Secret>,
 }
 
 /// A path as written in a policy, before the workspace and home are known.
@@ -62,8 +65,10 @@ pub struct Filesystem {
     pub deny: Vec<PathSpec>,
     /// Visible but read-only inside write paths.
     pub protect: Vec<PathSpec>,
-    /// How file changes reach the real directory.
-    pub changes: Changes,
+    /// How file changes reach the real directory; `None`: the caller's
+    /// default ([`crate::Context::default_changes`]: `direct` for `run`,
+    /// `review` for agent tasks).
+    pub changes: Option<Changes>,
 }
 
 /// How the sandbox's file changes reach the real workspace.
@@ -79,8 +84,102 @@ pub enum Changes {
 /// `[network]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Network {
-    /// Allowed destinations (`host`, `*.suffix`, optional `:port`). Empty: no network.
+    /// Allowed destinations (`host`, `*.suffix`, an IP, each with an optional
+    /// `:port`; without a port, 80 and 443). Empty: no network.
     pub allow: Vec<String>,
+    /// `[network.hosts]`: names resolved to these addresses without DNS.
+    pub hosts: BTreeMap<String, IpAddr>,
+    /// Addresses allowed even though they are loopback, private, link-local...
+    pub allow_ips: Vec<Cidr>,
+    /// Extra CA certificate files (PEM) trusted for upstream TLS.
+    pub ca: Vec<String>,
+    /// Most connections open through the proxy at once.
+    pub max_connections: Option<u64>,
+    /// Most bytes (both directions) through the proxy over the sandbox's life.
+    pub max_bytes: Option<u64>,
+}
+
+impl Network {
+    /// Whether the sandbox gets the proxy at all: something is allowed, or
+    /// unlisted hosts may be asked about.
+    pub fn enabled(&self, approvals: &crate::approval::Approvals) -> bool {
+        !self.allow.is_empty() || approvals.network == crate::approval::NetworkApproval::Ask
+    }
+}
+
+/// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
+pub struct Cidr {
+    /// The network address (host bits are zero).
+    pub addr: IpAddr,
+    /// Prefix length (0..=32 for IPv4, 0..=128 for IPv6).
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` lies in this network. IPv4-mapped IPv6 addresses count as
+    /// the IPv4 address they carry.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        let full = if c.addr.is_ipv4() { 32 } else { 128 };
+        if c.prefix == full {
+            c.addr.to_string()
+        } else {
+            format!("{}/{}", c.addr, c.prefix)
+        }
+    }
+}
+
+/// `[secrets.NAME]`: a credential the sandbox sees only as a placeholder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Secret {
+    /// Where the real value comes from on the host.
+    pub from: SecretSource,
+    /// Host patterns (as in `[network] allow`, without ports) the value may go to.
+    pub hosts: Vec<String>,
+    /// Header the value is sent in toward bound hosts: `Name: text with {}`.
+    pub header: String,
+    /// Variable that holds the placeholder inside the sandbox.
+    pub env: String,
+}
+
+/// Default `[secrets.NAME] header`.
+pub const DEFAULT_SECRET_HEADER: &str = "Authorization: Bearer {}";
+
+/// `[secrets.NAME] from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum SecretSource {
+    /// `env:VAR`: the host environment variable VAR.
+    Env(String),
+    /// `file:PATH`: the contents of a host file (one trailing newline dropped).
+    File(String),
+}
+
+impl From<SecretSource> for String {
+    fn from(s: SecretSource) -> String {
+        match s {
+            SecretSource::Env(v) => format!("env:{v}"),
+            SecretSource::File(p) => format!("file:{p}"),
+        }
+    }
 }
 
 /// `[limits]`. `None` means "no limit of this kind".

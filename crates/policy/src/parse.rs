@@ -9,16 +9,20 @@
 //! - a **scalar** (`changes`) overrides;
 //! - `[limits]` overrides **per key**; `"none"` removes the profile's limit;
 //! - `[env.set]` **merges** key by key (the file wins);
-//! - `[approvals]`: lists replace, `network` and `timeout` override.
+//! - `[approvals]`: lists replace, `network` and `timeout` override;
+//! - `[network]`: lists replace, `max_*` override, `[network.hosts]` merges
+//!   per name; `[secrets.NAME]` adds or replaces the secret NAME whole.
 //!
 //! Keys that are not part of the format are errors, at any depth.
 
 use crate::approval::{Approvals, CommandRule, NetworkApproval};
 use crate::error::PolicyError;
-use crate::model::{Changes, Layer, Limits, PathSpec, Policy};
+use crate::model::{Changes, Layer, Limits, Network, PathSpec, Policy, Secret, SecretSource, DEFAULT_SECRET_HEADER};
 use crate::profiles::{builtin, PROFILES};
 use crate::values;
+use std::collections::BTreeMap;
 use std::io::Read;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::path::Path;
 use toml_edit::{ImDocument, Item, TableLike, Value};
@@ -26,9 +30,11 @@ use toml_edit::{ImDocument, Item, TableLike, Value};
 /// Policy files larger than this are refused before parsing.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
-const TOP_KEYS: &[&str] = &["version", "extends", "filesystem", "network", "limits", "env", "sandbox", "approvals"];
+const TOP_KEYS: &[&str] =
+    &["version", "extends", "filesystem", "network", "limits", "env", "sandbox", "approvals", "secrets"];
 const FILESYSTEM_KEYS: &[&str] = &["read", "write", "deny", "protect", "changes"];
-const NETWORK_KEYS: &[&str] = &["allow"];
+const NETWORK_KEYS: &[&str] = &["allow", "hosts", "allow_ips", "ca", "max_connections", "max_bytes"];
+const SECRET_KEYS: &[&str] = &["from", "hosts", "header", "env"];
 const LIMIT_KEYS: &[&str] = &["memory", "cpus", "pids", "timeout", "disk", "output"];
 const ENV_KEYS: &[&str] = &["pass", "set"];
 const SANDBOX_KEYS: &[&str] = &["allow_missing"];
@@ -74,14 +80,8 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     for (key, node) in top {
         match key.name.as_str() {
             "filesystem" => cx.filesystem(node, &mut policy)?,
-            "network" => {
-                for (key, v) in cx.table(node, "network", NETWORK_KEYS)? {
-                    if key.name == "allow" {
-                        policy.network.allow =
-                            cx.list(v, "network.allow", |s| values::check_host(s).map(|()| s.to_string()))?;
-                    }
-                }
-            }
+            "network" => cx.network(node, &mut policy.network)?,
+            "secrets" => cx.secrets(node, &mut policy.secrets)?,
             "limits" => cx.limits(node, &mut policy.limits)?,
             "env" => cx.env(node, &mut policy)?,
             "sandbox" => {
@@ -186,8 +186,8 @@ impl Cx<'_> {
                 "protect" => fs.protect = paths(true)?,
                 "changes" => {
                     fs.changes = match self.string(v, &field)? {
-                        "review" => Changes::Review,
-                        "direct" => Changes::Direct,
+                        "review" => Some(Changes::Review),
+                        "direct" => Some(Changes::Direct),
                         other => {
                             let msg = format!("{other:?} is not a mode (expected \"review\" or \"direct\")");
                             return Err(self.err(&v.span, &field, msg));
@@ -196,6 +196,95 @@ impl Cx<'_> {
                 }
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    fn network(&self, node: &Node, net: &mut Network) -> Result<(), PolicyError> {
+        for (key, v) in self.table(node, "network", NETWORK_KEYS)? {
+            let field = join("network", &key.name);
+            match key.name.as_str() {
+                "allow" => net.allow = self.list(v, &field, |s| values::check_host(s).map(|()| s.to_string()))?,
+                "allow_ips" => net.allow_ips = self.list(v, &field, values::parse_cidr)?,
+                "ca" => {
+                    net.ca = self.list(v, &field, |s| match values::parse_path(s, false)? {
+                        PathSpec::Absolute(p) => Ok(p),
+                        _ => Err(format!("{s:?}: CA files are absolute host paths")),
+                    })?
+                }
+                "max_connections" => net.max_connections = self.limit(v, &field, connections)?,
+                "max_bytes" => net.max_bytes = self.limit(v, &field, size)?,
+                "hosts" => {
+                    let Kind::Table(map) = &v.kind else {
+                        return Err(self.type_err(v, &field, "a table of name = \"IP\""));
+                    };
+                    for (name, ip) in map {
+                        let f = join(&field, &name.name);
+                        values::check_host_name(&name.name).map_err(|m| self.err(&name.span, &f, m))?;
+                        let text = self.string(ip, &f)?;
+                        let addr = text.parse::<IpAddr>().map_err(|_| {
+                            self.err(
+                                &ip.span,
+                                &f,
+                                format!("{text:?} is not an IP address (expected e.g. 10.0.0.5 or ::1)"),
+                            )
+                        })?;
+                        net.hosts.insert(name.name.to_ascii_lowercase(), addr);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn secrets(&self, node: &Node, secrets: &mut BTreeMap<String, Secret>) -> Result<(), PolicyError> {
+        let Kind::Table(all) = &node.kind else {
+            return Err(self.type_err(node, "secrets", "a table of [secrets.NAME] tables"));
+        };
+        for (name, body) in all {
+            let field = join("secrets", &name.name);
+            values::check_env_name(&name.name.replace('-', "_")).map_err(|m| self.err(&name.span, &field, m))?;
+            let mut from = None;
+            let mut hosts = None;
+            let mut header = DEFAULT_SECRET_HEADER.to_string();
+            let mut env = None;
+            for (key, v) in self.table(body, &field, SECRET_KEYS)? {
+                let f = join(&field, &key.name);
+                match key.name.as_str() {
+                    "from" => {
+                        from = Some(
+                            values::parse_secret_source(self.string(v, &f)?).map_err(|m| self.err(&v.span, &f, m))?,
+                        )
+                    }
+                    "hosts" => {
+                        let list =
+                            self.list(v, &f, |s| values::check_secret_host(s).map(|()| s.to_ascii_lowercase()))?;
+                        if list.is_empty() {
+                            return Err(self.err(&v.span, &f, "a secret must be bound to at least one host".into()));
+                        }
+                        hosts = Some(list);
+                    }
+                    "header" => {
+                        header = self.string(v, &f)?.to_string();
+                        values::check_header_template(&header).map_err(|m| self.err(&v.span, &f, m))?;
+                    }
+                    "env" => {
+                        let s = self.string(v, &f)?;
+                        values::check_env_name(s).map_err(|m| self.err(&v.span, &f, m))?;
+                        env = Some(s.to_string());
+                    }
+                    _ => {}
+                }
+            }
+            let missing = |k: &str| self.err(&name.span, &field, format!("missing `{k}`"));
+            let from = from.ok_or_else(|| missing("from"))?;
+            let hosts = hosts.ok_or_else(|| missing("hosts"))?;
+            let env = env.unwrap_or_else(|| match &from {
+                SecretSource::Env(var) => var.clone(),
+                SecretSource::File(_) => name.name.to_ascii_uppercase().replace('-', "_"),
+            });
+            secrets.insert(name.name.clone(), Secret { from, hosts, header, env });
         }
         Ok(())
     }
@@ -306,6 +395,15 @@ fn cpus(kind: &Kind) -> Result<f64, String> {
         Ok(x)
     } else {
         Err(format!("{kind} is out of range (expected more than 0 and at most 1024 CPUs)"))
+    }
+}
+
+fn connections(kind: &Kind) -> Result<u64, String> {
+    match kind {
+        Kind::Int(n) if *n >= 1 => Ok(*n as u64),
+        other => {
+            Err(format!("{other} is not a number of connections (expected an integer of at least 1, or \"none\")"))
+        }
     }
 }
 

@@ -86,7 +86,7 @@ fn sample_parses_to_the_whole_expected_policy() {
         write: vec![ws(".")],
         deny: vec![home(".ssh"), home(".aws"), glob("**/.env")],
         protect: vec![ws(".git/hooks"), ws(".git/config")],
-        changes: Changes::Review,
+        changes: Some(Changes::Review),
     };
     expected.network.allow = strings(&["api.github.com", "*.pypi.org:443"]);
     expected.limits = Limits {
@@ -115,7 +115,7 @@ fn errors_have_exact_display() {
     assert_eq!(
         e.to_string(),
         "policy.toml:3:1: field `colour`: unknown key `colour` (allowed: `version`, \
-         `extends`, `filesystem`, `network`, `limits`, `env`, `sandbox`, `approvals`)"
+         `extends`, `filesystem`, `network`, `limits`, `env`, `sandbox`, `approvals`, `secrets`)"
     );
     let e = sample_err(r#""dev""#, r#""prod""#);
     assert_eq!(
@@ -286,7 +286,7 @@ fn offline_extension_can_reopen_a_limit() {
 fn profiles_match_their_documentation() {
     let default = builtin("default").unwrap();
     assert_eq!(default.filesystem.write, vec![ws(".")]);
-    assert_eq!(default.filesystem.changes, Changes::Direct);
+    assert_eq!(default.filesystem.changes, None);
     assert!(default.network.allow.is_empty());
     assert_eq!(
         (default.limits.memory, default.limits.pids, default.limits.disk),
@@ -403,4 +403,97 @@ fn bad_approvals_are_located() {
     }
     let e = parse_str(&APPROVALS.replacen("\"rm -rf\"", "\"$X rm\"", 1), "policy.toml").unwrap_err();
     assert!(e.to_string().contains("is not a command rule"), "{e}");
+}
+
+const NETWORK: &str = r#"[network]
+allow = ["api.example.com:8443", "*.pypi.org"]
+allow_ips = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]
+ca = ["/etc/clawcage/upstream.pem"]
+max_connections = 32
+max_bytes = "1GiB"
+
+[network.hosts]
+"API.Example.com" = "127.0.0.1"
+db = "::1"
+
+[secrets.github]
+from = "env:GITHUB_TOKEN"
+hosts = ["api.github.com"]
+
+[secrets.api-key]
+from = "file:/run/keys/api"
+hosts = ["*.Example.com"]
+header = "X-Api-Key: {}"
+env = "API_KEY"
+"#;
+
+#[test]
+fn network_and_secrets_parse_and_round_trip() {
+    let p = parse(NETWORK);
+    let n = &p.network;
+    assert_eq!(n.allow, ["api.example.com:8443", "*.pypi.org"]);
+    assert_eq!(n.hosts.get("api.example.com"), Some(&"127.0.0.1".parse().unwrap()));
+    assert_eq!(n.hosts.get("db"), Some(&"::1".parse().unwrap()));
+    assert_eq!(n.allow_ips.len(), 3);
+    assert!(n.allow_ips[1].contains("10.200.3.4".parse().unwrap()));
+    assert!(!n.allow_ips[1].contains("11.0.0.1".parse().unwrap()));
+    assert!(n.allow_ips[0].contains("::ffff:127.0.0.1".parse().unwrap()), "v4-mapped counts as v4");
+    assert!(n.allow_ips[2].contains("fd12::1".parse().unwrap()));
+    assert_eq!(n.ca, ["/etc/clawcage/upstream.pem"]);
+    assert_eq!((n.max_connections, n.max_bytes), (Some(32), Some(GIB)));
+    let gh = &p.secrets["github"];
+    assert_eq!(gh.from, SecretSource::Env("GITHUB_TOKEN".into()));
+    assert_eq!((gh.header.as_str(), gh.env.as_str()), ("Authorization: Bearer {}", "GITHUB_TOKEN"));
+    let key = &p.secrets["api-key"];
+    assert_eq!(key.from, SecretSource::File("/run/keys/api".into()));
+    assert_eq!(key.hosts, ["*.example.com"]);
+    assert_eq!((key.header.as_str(), key.env.as_str()), ("X-Api-Key: {}", "API_KEY"));
+    let text = p.to_toml();
+    assert_eq!(parse(&text), p, "{text}");
+    // Profiles: no network in default and offline.
+    for name in ["default", "offline"] {
+        let b = builtin(name).unwrap();
+        assert!(!b.network.enabled(&b.approvals), "{name}");
+    }
+}
+
+#[test]
+fn bad_network_and_secrets_are_located() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("[network]\nallow_ips = [\"10.0.0.1/8\"]\n", "2:14: field `network.allow_ips`", "host bits"),
+        ("[network]\nallow_ips = [\"10.0.0.0/33\"]\n", "2:14: field `network.allow_ips`", "prefix"),
+        ("[network]\nallow_ips = [\"nope\"]\n", "2:14: field `network.allow_ips`", "not an IP"),
+        ("[network.hosts]\napi = \"1.2.3\"\n", "2:7: field `network.hosts.api`", "not an IP address"),
+        ("[network.hosts]\n\"*.x.org\" = \"1.2.3.4\"\n", "2:1: field `network.hosts.*.x.org`", "wildcard"),
+        ("[network]\nca = [\"rel.pem\"]\n", "2:7: field `network.ca`", "absolute"),
+        ("[network]\nmax_connections = 0\n", "2:19: field `network.max_connections`", "connections"),
+        ("[network]\nmax_bytes = \"lots\"\n", "2:13: field `network.max_bytes`", "not a size"),
+        ("[network]\nproxy = 1\n", "2:1: field `network.proxy`", "unknown key"),
+        ("[secrets.gh]\nfrom = \"vault:x\"\nhosts = [\"a.org\"]\n", "2:8: field `secrets.gh.from`", "env:VAR"),
+        ("[secrets.gh]\nfrom = \"file:rel\"\nhosts = [\"a.org\"]\n", "2:8: field `secrets.gh.from`", "absolute"),
+        ("[secrets.gh]\nfrom = \"env:GH\"\n", "1:10: field `secrets.gh`", "missing `hosts`"),
+        ("[secrets.gh]\nfrom = \"env:GH\"\nhosts = []\n", "3:9: field `secrets.gh.hosts`", "at least one"),
+        ("[secrets.gh]\nfrom = \"env:GH\"\nhosts = [\"a.org:443\"]\n", "3:10: field `secrets.gh.hosts`", "no port"),
+        (
+            "[secrets.gh]\nfrom = \"env:GH\"\nhosts = [\"a.org\"]\nheader = \"Authorization Bearer {}\"\n",
+            "4:10: field `secrets.gh.header`",
+            "no `:`",
+        ),
+        (
+            "[secrets.gh]\nfrom = \"env:GH\"\nhosts = [\"a.org\"]\nheader = \"X: {} {}\"\n",
+            "4:10: field `secrets.gh.header`",
+            "exactly once",
+        ),
+        (
+            "[secrets.gh]\nfrom = \"env:GH\"\nhosts = [\"a.org\"]\nvalue = \"x\"\n",
+            "4:1: field `secrets.gh.value`",
+            "unknown key",
+        ),
+        ("[secrets.\"a b\"]\nfrom = \"env:GH\"\nhosts = [\"a.org\"]\n", "1:10: field `secrets.a b`", "variable name"),
+    ];
+    for (text, at, what) in cases {
+        let e = parse_str(text, "p.toml").unwrap_err().to_string();
+        assert!(e.starts_with(&format!("p.toml:{at}")), "{text:?}: {e}");
+        assert!(e.contains(what), "{text:?}: {e}");
+    }
 }

@@ -19,6 +19,9 @@ pub struct Context {
     pub host_env: BTreeMap<String, String>,
     /// `--env K=V` from the command line (applied last).
     pub extra_env: Vec<(String, String)>,
+    /// How changes reach the workspace when the policy does not say
+    /// (`[filesystem] changes` unset): `run` passes `Direct`, agent tasks `Review`.
+    pub default_changes: Changes,
 }
 
 /// One host path made visible inside the sandbox at the same path.
@@ -53,6 +56,79 @@ pub struct Plan {
     pub allow_missing: Vec<String>,
     /// Whether changes are written straight through (`true`) or held for review.
     pub direct_changes: bool,
+    /// Where held changes go: the overlay layers of the task's review
+    /// directory, set by the caller once the task exists. The sandbox refuses
+    /// a plan that holds changes for review without them.
+    #[serde(default)]
+    pub review: Option<ReviewLayers>,
+    /// The way out through the egress proxy; `None`: loopback only, no proxy.
+    #[serde(default)]
+    pub network: Option<PlanNetwork>,
+}
+
+/// The host directory of a workspace overlay (`changes = "review"`): the
+/// real workspace is the read-only lower layer; writes land in `dir/upper`,
+/// and `dir/work` is the overlay's work directory (both in `dir`, which only
+/// the sandbox's root may own: the task's other files live beside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewLayers {
+    /// Holds `upper/` (the task's changes) and `work/`.
+    pub dir: PathBuf,
+}
+
+/// What the sandbox needs for the egress proxy (docs/ARCHITECTURE.md,
+/// "Network path"): init listens on `127.0.0.1:proxy_port` inside the
+/// network namespace and hands the listening socket to the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanNetwork {
+    /// Port of the proxy's listener on the sandbox's loopback.
+    pub proxy_port: u16,
+    /// Host file (PEM: the host's roots plus the proxy's CA) bound read-only
+    /// at [`SANDBOX_CA_FILE`] and over the system bundles ([`SYSTEM_CA_BUNDLES`]).
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// Port of the proxy inside every sandbox with network.
+pub const PROXY_PORT: u16 = 3128;
+
+/// Where the CA bundle appears inside the sandbox. (Not under /etc: /etc is a
+/// read-only bind of the host's, where no mount point can be made.)
+pub const SANDBOX_CA_FILE: &str = "/run/clawcage/ca.pem";
+
+/// System CA bundle paths the bundle is bound over when they exist.
+pub const SYSTEM_CA_BUNDLES: &[&str] =
+    &["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
+
+/// Variables that tell common tools where the CA bundle is.
+const CA_VARS: &[&str] = &[
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+    "PIP_CERT",
+    "CARGO_HTTP_CAINFO",
+    "NPM_CONFIG_CAFILE",
+];
+
+impl Plan {
+    /// Set (or replace) one variable of the command's environment, keeping it sorted.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        match self.env.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+            Ok(i) => self.env[i].1 = value.to_string(),
+            Err(i) => self.env.insert(i, (name.to_string(), value.to_string())),
+        }
+    }
+
+    /// Give a sandbox with network the CA bundle at `host_file`, and point
+    /// the usual variables at it. No effect without network.
+    pub fn set_ca_bundle(&mut self, host_file: PathBuf) {
+        let Some(net) = self.network.as_mut() else { return };
+        net.ca_bundle = Some(host_file);
+        for var in CA_VARS {
+            self.set_env(var, SANDBOX_CA_FILE);
+        }
+    }
 }
 
 /// Limits in plain numbers (serialisable for the helper process).
@@ -97,8 +173,12 @@ pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/us
 ///   parents before children (fewer components first, then by path);
 /// - `deny` and `protect` become absolute paths, same order; their globs are
 ///   passed on as written, duplicates dropped;
-/// - the environment is `PATH` and `HOME`, then the `pass` variables set on the
-///   host, then `[env.set]`, then `--env` (later wins), sorted by name.
+/// - the environment is `PATH` and `HOME`, then (with network) the proxy
+///   variables, then the `pass` variables set on the host, then `[env.set]`,
+///   then `--env` (later wins), sorted by name;
+/// - with network ([`Network::enabled`](crate::Network::enabled)), the plan
+///   has a [`PlanNetwork`] on [`PROXY_PORT`]; the caller adds the CA bundle
+///   ([`Plan::set_ca_bundle`]) and secret placeholders ([`Plan::set_env`]).
 pub fn plan(policy: &Policy, ctx: &Context) -> Plan {
     let fs = &policy.filesystem;
 
@@ -115,6 +195,16 @@ pub fn plan(policy: &Policy, ctx: &Context) -> Plan {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("PATH".into(), DEFAULT_PATH.into());
     env.insert("HOME".into(), SANDBOX_HOME.into());
+    let network = policy.network.enabled(&policy.approvals);
+    if network {
+        let url = format!("http://127.0.0.1:{PROXY_PORT}");
+        for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+            env.insert(var.into(), url.clone());
+        }
+        for var in ["NO_PROXY", "no_proxy"] {
+            env.insert(var.into(), "localhost,127.0.0.1,::1".into());
+        }
+    }
     for name in &policy.env.pass {
         if let Some(value) = ctx.host_env.get(name) {
             env.insert(name.clone(), value.clone());
@@ -133,7 +223,9 @@ pub fn plan(policy: &Policy, ctx: &Context) -> Plan {
         limits: PlanLimits::from(&policy.limits),
         env: env.into_iter().collect(),
         allow_missing: policy.sandbox.allow_missing.iter().map(|l| l.name().to_string()).collect(),
-        direct_changes: policy.filesystem.changes == Changes::Direct,
+        direct_changes: policy.filesystem.changes.unwrap_or(ctx.default_changes) == Changes::Direct,
+        review: None,
+        network: network.then_some(PlanNetwork { proxy_port: PROXY_PORT, ca_bundle: None }),
     }
 }
 

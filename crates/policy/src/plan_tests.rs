@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 const GIB: u64 = 1024 * 1024 * 1024;
+const PROXY: &str = "http://127.0.0.1:3128";
+const NO_PROXY: &str = "localhost,127.0.0.1,::1";
 const SYSTEM: [&str; 9] = ["/bin", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/sbin", "/usr"];
 
 fn ctx(extra_env: &[(&str, &str)]) -> Context {
@@ -21,6 +23,7 @@ fn ctx(extra_env: &[(&str, &str)]) -> Context {
             ("TERM", "xterm"),
         ])),
         extra_env: pairs(extra_env),
+        default_changes: Changes::Direct,
     }
 }
 
@@ -70,6 +73,8 @@ fn default_profile() {
         ]),
         allow_missing: vec![],
         direct_changes: true,
+        review: None,
+        network: None,
     };
     assert_eq!(got, expected);
 }
@@ -136,13 +141,24 @@ allow_missing = ["cgroups", "landlock"]
             output: None,
         },
         env: env(&[
+            // dev allows registries: the proxy variables are set.
+            ("ALL_PROXY", PROXY),
             ("HOME", SANDBOX_HOME),
+            ("HTTPS_PROXY", PROXY),
+            ("HTTP_PROXY", PROXY),
+            ("NO_PROXY", NO_PROXY),
             ("PATH", "/opt/tools/bin:/usr/bin"), // [env.set] overrides the default
             ("RUST_LOG", "trace"),               // --env overrides [env.set]
             ("TERM", "xterm"),
+            ("all_proxy", PROXY),
+            ("http_proxy", PROXY),
+            ("https_proxy", PROXY),
+            ("no_proxy", NO_PROXY),
         ]),
         allow_missing: strings(&["cgroups", "landlock"]),
         direct_changes: false,
+        review: None,
+        network: Some(PlanNetwork { proxy_port: 3128, ca_bundle: None }),
     };
     assert_eq!(got, expected);
 }
@@ -164,7 +180,7 @@ fn duplicates_collapse_and_parents_precede_children() {
                 PathSpec::Glob("*.key".into()),
             ],
             protect: vec![],
-            changes: Changes::Review,
+            changes: Some(Changes::Review),
         },
         ..builtin("default").unwrap()
     };
@@ -173,4 +189,52 @@ fn duplicates_collapse_and_parents_precede_children() {
     assert_eq!(got.deny, paths(&["/home/u/.ssh"]));
     assert_eq!(got.deny_globs, strings(&["*.key"]));
     assert_eq!(plan(&policy, &ctx(&[])), got); // pure: same input, same plan
+}
+
+#[test]
+fn unset_changes_take_the_callers_default() {
+    let policy = builtin("default").unwrap();
+    assert_eq!(policy.filesystem.changes, None);
+    assert!(plan(&policy, &ctx(&[])).direct_changes, "run's default: straight through");
+    let agent = Context { default_changes: Changes::Review, ..ctx(&[]) };
+    assert!(!plan(&policy, &agent).direct_changes, "agent tasks' default: held for review");
+    // A policy that says so wins over either default.
+    let mut direct = policy.clone();
+    direct.filesystem.changes = Some(Changes::Direct);
+    assert!(plan(&direct, &agent).direct_changes);
+    let mut review = policy;
+    review.filesystem.changes = Some(Changes::Review);
+    assert!(!plan(&review, &ctx(&[])).direct_changes);
+}
+
+#[test]
+fn network_plan_gets_the_ca_bundle_and_secret_placeholders_but_no_proxy_without_network() {
+    let offline = plan(&builtin("default").unwrap(), &ctx(&[]));
+    assert_eq!(offline.network, None);
+    assert!(!offline.env.iter().any(|(k, _)| k.to_ascii_lowercase().contains("proxy")));
+
+    let policy = parse_str("[network]\nallow = [\"api.example.com\"]\n", "p.toml").unwrap();
+    let mut p = plan(&policy, &ctx(&[]));
+    p.set_ca_bundle(PathBuf::from("/state/ca/bundle.pem"));
+    p.set_env("GITHUB_TOKEN", "placeholder");
+    p.set_env("HOME", "/elsewhere");
+    assert_eq!(
+        p.network,
+        Some(PlanNetwork { proxy_port: PROXY_PORT, ca_bundle: Some(PathBuf::from("/state/ca/bundle.pem")) })
+    );
+    let get = |k: &str| p.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    for var in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO"] {
+        assert_eq!(get(var), Some(SANDBOX_CA_FILE), "{var}");
+    }
+    assert_eq!(get("https_proxy"), Some(PROXY));
+    assert_eq!(get("GITHUB_TOKEN"), Some("placeholder"));
+    assert_eq!(get("HOME"), Some("/elsewhere"));
+    let mut names: Vec<&String> = p.env.iter().map(|(k, _)| k).collect();
+    let sorted = names.clone();
+    names.sort();
+    assert_eq!(names, sorted, "the environment stays sorted");
+
+    // `[approvals] network = "ask"` needs the proxy even with nothing allowed.
+    let ask = parse_str("[approvals]\nnetwork = \"ask\"\n", "p.toml").unwrap();
+    assert!(plan(&ask, &ctx(&[])).network.is_some());
 }

@@ -29,10 +29,23 @@ impl Policy {
         line(&mut out, "write", array(&paths(&fs.write)));
         line(&mut out, "deny", array(&paths(&fs.deny)));
         line(&mut out, "protect", array(&paths(&fs.protect)));
-        line(&mut out, "changes", quote(fs.changes.name()));
+        match fs.changes {
+            Some(c) => line(&mut out, "changes", quote(c.name())),
+            None => out.push_str("# changes: not set (\"direct\" for `run`, \"review\" for agent tasks)\n"),
+        }
 
         out.push_str("\n[network]\n");
-        line(&mut out, "allow", array(&self.network.allow));
+        let net = &self.network;
+        line(&mut out, "allow", array(&net.allow));
+        let ips: Vec<String> = net.allow_ips.iter().map(|c| String::from(*c)).collect();
+        line(&mut out, "allow_ips", array(&ips));
+        line(&mut out, "ca", array(&net.ca));
+        line(&mut out, "max_connections", limit(net.max_connections.map(|n| n.to_string())));
+        line(&mut out, "max_bytes", limit(net.max_bytes.map(format_size)));
+        out.push_str("\n[network.hosts]\n");
+        for (name, ip) in &net.hosts {
+            line(&mut out, &quote_key(name), quote(&ip.to_string()));
+        }
 
         out.push_str("\n[limits]\n");
         line(&mut out, "memory", limit(l.memory.map(format_size)));
@@ -67,6 +80,14 @@ impl Policy {
         );
         line(&mut out, "writes", array(&a.writes));
         line(&mut out, "timeout", format_duration(a.timeout));
+
+        for (name, secret) in &self.secrets {
+            let _ = writeln!(out, "\n[secrets.{}]", quote_key(name));
+            line(&mut out, "from", quote(&String::from(secret.from.clone())));
+            line(&mut out, "hosts", array(&secret.hosts));
+            line(&mut out, "header", quote(&secret.header));
+            line(&mut out, "env", quote(&secret.env));
+        }
         out
     }
 }

@@ -5,7 +5,7 @@
 //! the variables passed by name.
 
 use crate::approval::Approvals;
-use crate::model::{Changes, Env, Filesystem, Limits, Network, PathSpec, Policy, SandboxOptions};
+use crate::model::{Env, Filesystem, Limits, Network, PathSpec, Policy, SandboxOptions};
 use std::time::Duration;
 
 /// Names of the built-in profiles, in the order documented.
@@ -26,7 +26,8 @@ pub fn builtin(name: &str) -> Option<Policy> {
 /// `default` — what runs without `--policy`.
 ///
 /// - read-only: `/usr /bin /sbin /lib /lib32 /lib64 /libx32 /etc /opt`
-/// - writable: the workspace (`.`), changes written straight through
+/// - writable: the workspace (`.`); `changes` not set (the caller's default:
+///   straight through for `run`, held for review for agent tasks)
 /// - protected (read-only inside the workspace): `.git/hooks`, `.git/config`
 /// - no deny entries (no host home is visible to deny anything in)
 /// - no network
@@ -42,7 +43,7 @@ fn default() -> Policy {
             write: vec![PathSpec::Workspace(".".into())],
             deny: vec![],
             protect: vec![PathSpec::Workspace(".git/hooks".into()), PathSpec::Workspace(".git/config".into())],
-            changes: Changes::Direct,
+            changes: None,
         },
         network: Network::default(),
         limits: Limits {
@@ -56,6 +57,7 @@ fn default() -> Policy {
         env: Env { pass: ["LANG", "LC_ALL", "TERM", "TZ"].map(String::from).to_vec(), set: Default::default() },
         sandbox: SandboxOptions::default(),
         approvals: Approvals::default(),
+        secrets: Default::default(),
     }
 }
 
@@ -78,7 +80,8 @@ fn offline() -> Policy {
 /// - read-only in addition: `~/.cargo ~/.rustup ~/.npm ~/.pyenv ~/.local`
 /// - denied: `~/.ssh ~/.aws ~/.gnupg ~/.config/gh **/.env`
 /// - network: crates.io, static.crates.io, index.crates.io, pypi.org,
-///   files.pythonhosted.org, registry.npmjs.org
+///   files.pythonhosted.org, registry.npmjs.org (ports 80 and 443), at
+///   most 256 connections at once
 /// - limits: memory 8GiB, pids 4096, timeout 1h; disk 1GiB as in `default`
 fn dev() -> Policy {
     let mut p = default();
@@ -97,6 +100,7 @@ fn dev() -> Policy {
     ]
     .map(String::from)
     .to_vec();
+    p.network.max_connections = Some(256);
     p.limits.memory = Some(8 * GIB);
     p.limits.pids = Some(4096);
     p.limits.timeout = Some(Duration::from_secs(60 * 60));

@@ -3,8 +3,8 @@
 //! the caller adds the file, line and field. Also the inverse printers used by
 //! [`Policy::to_toml`](crate::Policy::to_toml).
 
-use crate::model::PathSpec;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use crate::model::{Cidr, PathSpec, SecretSource};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 const KIB: u64 = 1024;
@@ -228,6 +228,86 @@ pub(crate) fn check_host(s: &str) -> Result<(), String> {
     let numeric = name.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()));
     if numeric && (wildcard || name.parse::<Ipv4Addr>().is_err()) {
         return Err(bad("not an IPv4 address"));
+    }
+    Ok(())
+}
+
+/// A `[network.hosts]` name: a plain DNS name (no wildcard, no port, not numeric).
+pub(crate) fn check_host_name(s: &str) -> Result<(), String> {
+    if s.starts_with("*.") || s.contains([':', '[']) {
+        return Err(format!("{s:?} is not a host name (no wildcard or port here)"));
+    }
+    check_host(s)?;
+    if s.parse::<Ipv4Addr>().is_ok() {
+        return Err(format!("{s:?} is an address, not a name"));
+    }
+    Ok(())
+}
+
+/// A `[secrets.NAME] hosts` entry: `host` or `*.suffix`, without a port.
+pub(crate) fn check_secret_host(s: &str) -> Result<(), String> {
+    if s.contains([':', '[']) {
+        return Err(format!("{s:?}: secret hosts take no port or IPv6 address (expected e.g. api.github.com)"));
+    }
+    check_host(s)
+}
+
+/// `[network] allow_ips` entry: an IP or a CIDR (`10.0.0.0/8`); host bits must be zero.
+pub(crate) fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    let bad = |why: &str| format!("{s:?} is not an IP or CIDR: {why} (expected e.g. 10.1.2.3, 10.0.0.0/8, fd00::/8)");
+    let (ip, prefix) = match s.split_once('/') {
+        Some((ip, p)) => (ip, Some(p)),
+        None => (s, None),
+    };
+    let addr: IpAddr = ip.parse().map_err(|_| bad("not an IP address"))?;
+    let full: u8 = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => full,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= full && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => return Err(bad(&format!("the prefix must be 0 to {full}"))),
+        },
+    };
+    let cidr = Cidr { addr, prefix };
+    let host_bits_zero = match addr {
+        IpAddr::V4(a) => u32::from(a).checked_shl(u32::from(prefix)).unwrap_or(0) == 0,
+        IpAddr::V6(a) => u128::from(a).checked_shl(u32::from(prefix)).unwrap_or(0) == 0,
+    };
+    if !host_bits_zero {
+        return Err(bad("host bits are set after the prefix"));
+    }
+    Ok(cidr)
+}
+
+/// `[secrets.NAME] from`: `env:VAR` or `file:/absolute/path`.
+pub(crate) fn parse_secret_source(s: &str) -> Result<SecretSource, String> {
+    if let Some(var) = s.strip_prefix("env:") {
+        check_env_name(var)?;
+        return Ok(SecretSource::Env(var.to_string()));
+    }
+    if let Some(path) = s.strip_prefix("file:") {
+        return match parse_path(path, false)? {
+            PathSpec::Absolute(p) => Ok(SecretSource::File(p)),
+            _ => Err(format!("{s:?}: the file must be an absolute host path")),
+        };
+    }
+    Err(format!("{s:?} is not a secret source (expected \"env:VAR\" or \"file:/path\")"))
+}
+
+/// `[secrets.NAME] header`: `Name: text` with exactly one `{}` in the text.
+pub(crate) fn check_header_template(s: &str) -> Result<(), String> {
+    let bad =
+        |why: &str| format!("{s:?} is not a header template: {why} (expected e.g. \"Authorization: Bearer {{}}\")");
+    let (name, value) = s.split_once(':').ok_or_else(|| bad("no `:`"))?;
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(bad("the header name must be a token"));
+    }
+    if value.matches("{}").count() != 1 {
+        return Err(bad("the value must contain `{}` exactly once"));
+    }
+    if value.bytes().any(|b| b.is_ascii_control()) {
+        return Err(bad("control characters"));
     }
     Ok(())
 }

@@ -9,14 +9,16 @@
 //! writes them to the real directory (refusing on conflicts, never writing
 //! protected paths) and [`ReviewDir::discard`] drops them.
 //!
-//! A review directory holds `upper/` and `work/` (the overlay's layers),
+//! A review directory holds `layers/upper/` and `layers/work/` (the overlay's layers),
 //! `review.json` (workspace, protections) and `baseline.json` (the workspace's
 //! stamps when the task started).
 
 pub mod apply;
+pub mod approve;
 pub mod diff;
 pub mod manifest;
 pub mod scan;
+mod tty;
 
 pub use apply::{ApplyError, Protect, Report};
 pub use manifest::{Kind, Manifest};
@@ -63,6 +65,13 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ReviewError + '_ {
 struct Meta {
     workspace: PathBuf,
     protect: Protect,
+    /// `[approvals] writes` of the task's policy: applying a change to a
+    /// matching path waits for a person.
+    #[serde(default)]
+    write_rules: Vec<String>,
+    /// `[approvals] timeout`, in milliseconds.
+    #[serde(default)]
+    approval_timeout_ms: u64,
 }
 
 /// The review state of one task.
@@ -77,8 +86,9 @@ impl ReviewDir {
     pub fn create(root: &Path, workspace: &Path, protect: Protect) -> Result<ReviewDir, ReviewError> {
         let workspace = fs::canonicalize(workspace).map_err(io_at(workspace))?;
         fs::DirBuilder::new().recursive(true).mode(0o700).create(root).map_err(io_at(root))?;
-        let dir = ReviewDir { root: root.to_path_buf(), meta: Meta { workspace, protect } };
-        for d in [dir.upper(), dir.work()] {
+        let meta = Meta { workspace, protect, write_rules: Vec::new(), approval_timeout_ms: 0 };
+        let dir = ReviewDir { root: root.to_path_buf(), meta };
+        for d in [dir.layers_dir(), dir.upper(), dir.work()] {
             fs::DirBuilder::new().mode(0o700).create(&d).map_err(io_at(&d))?;
         }
         dir.write_json("review.json", &dir.meta)?;
@@ -101,12 +111,42 @@ impl ReviewDir {
 
     /// The overlay's upper layer (where the task's changes land).
     pub fn upper(&self) -> PathBuf {
-        self.root.join("upper")
+        self.layers_dir().join("upper")
     }
 
     /// The overlay's work directory.
     pub fn work(&self) -> PathBuf {
-        self.root.join("work")
+        self.layers_dir().join("work")
+    }
+
+    /// The overlay layers for the sandbox's plan ([`clawcage_policy::Plan::review`]).
+    pub fn layers(&self) -> clawcage_policy::ReviewLayers {
+        clawcage_policy::ReviewLayers { dir: self.layers_dir() }
+    }
+
+    /// The directory holding the overlay's `upper/` and `work/`. The sandbox
+    /// makes it (and only it) its root's; `review.json` and `baseline.json`
+    /// stay beside it, out of the task's reach.
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    /// Make applying changes to paths matching `approvals.writes` wait for
+    /// approval (kept in `review.json`, so a later `apply` knows).
+    pub fn set_write_approvals(&mut self, approvals: &clawcage_policy::approval::Approvals) -> Result<(), ReviewError> {
+        self.meta.write_rules = approvals.writes.clone();
+        self.meta.approval_timeout_ms = u64::try_from(approvals.timeout.as_millis()).unwrap_or(u64::MAX);
+        self.write_json("review.json", &self.meta)
+    }
+
+    /// The write approvals applying these changes is subject to.
+    pub fn write_approvals(&self) -> clawcage_policy::approval::Approvals {
+        let mut a =
+            clawcage_policy::approval::Approvals { writes: self.meta.write_rules.clone(), ..Default::default() };
+        if self.meta.approval_timeout_ms > 0 {
+            a.timeout = std::time::Duration::from_millis(self.meta.approval_timeout_ms);
+        }
+        a
     }
 
     /// The protections applied at apply time.
@@ -170,6 +210,65 @@ impl ReviewDir {
         fs::write(&tmp, text).map_err(io_at(&tmp))?;
         fs::rename(&tmp, &path).map_err(io_at(&path))
     }
+}
+
+/// The review directory of `task` in the state directory `state`:
+/// `STATE/tasks/TASK`. Task ids are the store's (hex digits); anything else
+/// is refused so that an id can never name a path outside `tasks/`.
+pub fn task_dir(state: &Path, task: &str) -> Result<PathBuf, ReviewError> {
+    if task.is_empty() || task.len() > 64 || !task.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ReviewError::Corrupt { path: PathBuf::from(task), why: "not a task id (hex digits)".into() });
+    }
+    Ok(state.join("tasks").join(task))
+}
+
+/// The protections of a reviewed task under `policy`: the review defaults
+/// ([`Protect::review_defaults`]) and the policy's `protect` entries that
+/// lie in the workspace, as workspace-relative globs.
+pub fn protect_for(policy: &clawcage_policy::Policy, workspace: &Path) -> Protect {
+    use clawcage_policy::PathSpec;
+    let mut p = Protect::review_defaults();
+    for spec in &policy.filesystem.protect {
+        let rel = match spec {
+            PathSpec::Workspace(rel) | PathSpec::Glob(rel) => Some(rel.trim_start_matches("./").to_string()),
+            PathSpec::Absolute(abs) => Path::new(abs).strip_prefix(workspace).ok().map(|r| r.display().to_string()),
+            PathSpec::Home(_) => None,
+        };
+        if let Some(rel) = rel.filter(|r| !r.is_empty() && r != ".") {
+            if !p.globs.contains(&rel) {
+                p.globs.push(rel);
+            }
+        }
+    }
+    p
+}
+
+/// Most paths a file-change summary names (the counts are always complete).
+pub const SUMMARY_PATHS: usize = 200;
+
+/// A file-change summary for the audit log: counts, and the changed paths
+/// (`A`/`M`/`D` and the path) up to [`SUMMARY_PATHS`].
+pub fn summary_json(changes: &[Change]) -> serde_json::Value {
+    let count = |f: fn(&Change) -> bool| changes.iter().filter(|c| f(c)).count();
+    let paths: Vec<String> = changes
+        .iter()
+        .take(SUMMARY_PATHS)
+        .map(|c| {
+            let tag = match c {
+                Change::Added { .. } => "A",
+                Change::Modified { .. } => "M",
+                Change::Deleted { .. } => "D",
+            };
+            format!("{tag} {}", c.path().display())
+        })
+        .collect();
+    serde_json::json!({
+        "added": count(|c| matches!(c, Change::Added { .. })),
+        "modified": count(|c| matches!(c, Change::Modified { .. })),
+        "deleted": count(|c| matches!(c, Change::Deleted { .. })),
+        "paths": paths,
+        "paths_truncated": changes.len() > SUMMARY_PATHS,
+    })
 }
 
 /// Remove everything inside `dir` (kept, empty). The overlay leaves a

@@ -73,11 +73,9 @@ fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<(), StepError> {
     //    every process of the namespace.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(fail("PR_SET_PDEATHSIG", ""))?;
     // We are a copy of the supervisor: its command line and environment
-    // (host secrets!) are still in our memory and in /proc/1. Wipe them, and
-    // make init non-dumpable so its memory and fds are out of ptrace reach.
+    // (host secrets!) are still in our memory and in /proc/1. Wipe them.
     sys::scrub_cmdline_and_environ(b"clawcage-init")
         .map_err(fail("scrub inherited argv/environ", "/proc/self/stat"))?;
-    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(fail("PR_SET_DUMPABLE", ""))?;
 
     // 2. Into our v1 cgroups (the cgroup2 one we were born in), before we
     //    do anything else; then wait for the supervisor to write our uid/gid
@@ -87,6 +85,10 @@ fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<(), StepError> {
         Some((Go, fds)) => fds,
         None => sys::exit_now(1), // supervisor gone
     };
+    // Only now non-dumpable, so that init's memory and fds are out of ptrace
+    // reach: earlier, /proc/<init>/{uid_map,setgroups} would turn root-owned
+    // and an unprivileged supervisor could not write them (EACCES).
+    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(fail("PR_SET_DUMPABLE", ""))?;
 
     // 3. Become the namespace's root (the uid/gid the maps name), and shed
     //    the supplementary groups inherited from the host.

@@ -37,7 +37,7 @@ pub fn apply(ops: &[MountOp]) -> Result<Status, String> {
                 // Rules on a file may only carry file rights.
                 rules.push((path, if *dir { access } else { access & AccessFs::from_file(ABI_WANTED) }));
             }
-            MountOp::Tmpfs { path, .. } => rules.push((path, all)),
+            MountOp::Tmpfs { path, .. } | MountOp::Overlay { path } => rules.push((path, all)),
             MountOp::Proc => rules.push((Path::new("/proc"), read | AccessFs::WriteFile)),
             MountOp::Dev { .. } => {
                 rules.push((Path::new("/dev"), read | AccessFs::WriteFile | AccessFs::IoctlDev));

@@ -10,6 +10,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod helper;
 mod init;
 pub mod landlock;
 pub mod mountplan;
@@ -107,7 +108,7 @@ pub struct ExecSpec {
 }
 
 /// How a command ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// Exited with this status.
     Exited(i32),

@@ -13,6 +13,8 @@ use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const OLD_ROOT: &str = "/oldroot";
+/// Where the task's overlay layers are attached while the overlay is mounted.
+const LAYERS: &str = "/.clawcage-layers";
 /// An empty read-only file in the sandbox root, bound over masked files.
 const EMPTY_FILE: &str = "/.clawcage-empty";
 
@@ -45,10 +47,18 @@ fn nix_step(s: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::errno
     move |e| f(std::io::Error::from(e))
 }
 
-/// Build the root from `ops`; `idmapped` holds the supervisor's idmapped
-/// trees for the binds marked `idmap`, in order.
-pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
-    let mut idmapped = idmapped.into_iter();
+/// Build the root from `ops`; `fds` holds, in the order of the ops that use
+/// them, the supervisor's idmapped trees (one per bind marked `idmap`) and
+/// the upper and work directories of an overlay.
+pub fn build(ops: &[MountOp], fds: Vec<OwnedFd>) -> Result<(), StepError> {
+    let mut fds = fds.into_iter();
+    let mut next_fd = |path: &Path, what: &'static str| {
+        fds.next().ok_or_else(|| StepError {
+            step: what,
+            path: path.to_path_buf(),
+            source: std::io::Error::other("the supervisor sent too few descriptors"),
+        })
+    };
     // Nothing we mount may propagate back to the host.
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
         .map_err(nix_step("make / a slave mount", "/"))?;
@@ -72,11 +82,7 @@ pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
             MountOp::Bind { path, writable, dir, idmap } => {
                 ensure_mountpoint(path, *dir)?;
                 if *idmap {
-                    let fd = idmapped.next().ok_or_else(|| StepError {
-                        step: "idmapped bind",
-                        path: path.clone(),
-                        source: std::io::Error::other("supervisor sent too few idmapped trees"),
-                    })?;
+                    let fd = next_fd(path, "idmapped bind")?;
                     sys::move_mount_fd(fd.as_raw_fd(), path).map_err(step("attach idmapped bind", path))?;
                 } else {
                     bind(&old(path), path)?;
@@ -103,9 +109,19 @@ pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
             MountOp::Dev { tty, shm_size } => dev(*tty, *shm_size)?,
             MountOp::MaskDir(path) => mask_dir(path)?,
             MountOp::MaskFile(path) => mask_file(path)?,
+            MountOp::Hide { path, names } => hide(path, names)?,
+            MountOp::Pin(path) => {
+                rbind(path, path)?;
+                set_attr(path, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+            }
             MountOp::Protect(path) => {
-                bind(path, path)?;
+                // Recursive: masks already made below a protected path stay.
+                rbind(path, path)?;
                 set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+            }
+            MountOp::Overlay { path } => {
+                let layers = next_fd(path, "overlay layers")?;
+                overlay(path, &layers)?;
             }
         }
     }
@@ -117,12 +133,95 @@ pub fn build(ops: &[MountOp], idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
     set_attr(Path::new("/"), sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
 }
 
+/// The workspace's changes go to the task's upper directory: what shows the
+/// workspace now becomes read-only (nothing can write the real directory
+/// even from under the overlay), the task's layer directory is attached for
+/// a moment where only init can see it, and the overlay is mounted on top of
+/// the workspace from it. The layers stay reachable only through the overlay.
+fn overlay(path: &Path, layers: &OwnedFd) -> Result<(), StepError> {
+    if fs::symlink_metadata(path).map(|m| !m.is_dir()).unwrap_or(true) {
+        return Err(step("overlay workspace", path)(std::io::Error::other("the workspace is not a directory here")));
+    }
+    // Only a mount of its own can be made read-only without touching a parent bind.
+    bind(path, path)?;
+    set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+    let staging = Path::new(LAYERS);
+    mkdir(staging, nix::sys::stat::Mode::from_bits_truncate(0o700)).map_err(nix_step("mkdir", staging))?;
+    sys::move_mount_fd(layers.as_raw_fd(), staging).map_err(step("attach overlay layers", staging))?;
+    let mnt = sys::overlay_detached(path, &staging.join("upper"), &staging.join("work"))
+        .map_err(step("mount overlay", path))?;
+    umount2(staging, MntFlags::MNT_DETACH).map_err(nix_step("detach overlay layers", staging))?;
+    fs::remove_dir(staging).map_err(step("rmdir", staging))?;
+    sys::move_mount_fd(mnt.as_raw_fd(), path).map_err(step("attach overlay", path))
+}
+
 fn old(path: &Path) -> PathBuf {
     Path::new(OLD_ROOT).join(path.strip_prefix("/").unwrap_or(path))
 }
 
 fn bind(src: &Path, dst: &Path) -> Result<(), StepError> {
     mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(nix_step("bind", dst))
+}
+
+fn rbind(src: &Path, dst: &Path) -> Result<(), StepError> {
+    mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(nix_step("bind", dst))
+}
+
+/// Where the whiteout layer of [`hide`] is built (removed right after).
+const HIDE_LAYER: &str = "/.clawcage-whiteouts";
+
+/// Make `names` under the read-only bind at `path` absent: a small tmpfs
+/// holds a whiteout (the 0/0 character device overlayfs reads as "deleted")
+/// for each, and a read-only overlay of that layer over the bind replaces
+/// the bind. The overlay keeps private copies of its layers, so the tmpfs
+/// is detached again at once.
+fn hide(path: &Path, names: &[PathBuf]) -> Result<(), StepError> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    let layer = Path::new(HIDE_LAYER);
+    ensure_dir(layer)?;
+    tmpfs(layer, 1 << 20, 0o755, MsFlags::empty())?;
+    let mode = |p: &Path| fs::metadata(p).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o755);
+    for name in names {
+        let mut dir = layer.to_path_buf();
+        let mut host = path.to_path_buf();
+        let parents: Vec<_> = name.parent().map(|p| p.components().collect()).unwrap_or_default();
+        for c in parents {
+            dir.push(c);
+            host.push(c);
+            if fs::symlink_metadata(&dir).is_err() {
+                fs::create_dir(&dir).map_err(step("mkdir", &dir))?;
+                // The merged directory shows the top layer's mode: keep the bind's.
+                fs::set_permissions(&dir, fs::Permissions::from_mode(mode(&host))).map_err(step("chmod", &dir))?;
+            }
+        }
+        let whiteout = layer.join(name);
+        mknod(&whiteout, SFlag::S_IFCHR, Mode::from_bits_truncate(0o000), 0)
+            .map_err(nix_step("mknod whiteout", &whiteout))?;
+    }
+    fs::set_permissions(layer, fs::Permissions::from_mode(mode(path))).map_err(step("chmod", layer))?;
+    let lower = format!("lowerdir={}:{}", overlay_escape(layer), overlay_escape(path));
+    mount(
+        Some("overlay"),
+        path,
+        Some("overlay"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(lower.as_str()),
+    )
+    .map_err(nix_step("mount overlay to hide deny paths", path))?;
+    umount2(layer, MntFlags::MNT_DETACH).map_err(nix_step("detach whiteout layer", layer))?;
+    fs::remove_dir(layer).map_err(step("rmdir", layer))
+}
+
+/// A path as an overlayfs `lowerdir` entry: `\`, `:` and `,` escaped.
+fn overlay_escape(p: &Path) -> String {
+    let mut out = String::new();
+    for ch in p.to_string_lossy().chars() {
+        if matches!(ch, '\\' | ':' | ',') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 fn set_attr(path: &Path, attrs: u64) -> Result<(), StepError> {

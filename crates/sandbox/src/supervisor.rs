@@ -144,10 +144,10 @@ impl Sandbox {
                 .map_err(|e| SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() })?;
         }
         write_maps(pid, &id)?;
-        let trees = idmapped_trees(pid, &ops)?;
-        let raw: Vec<RawFd> = trees.iter().map(|t| t.as_raw_fd()).collect();
+        let fds = op_fds(pid, &ops, plan, &id)?;
+        let raw: Vec<RawFd> = fds.iter().map(|t| t.as_raw_fd()).collect();
         proto::send(sb.ctl.as_fd(), &Go, &raw).map_err(|e| SandboxError::Gone(e.to_string()))?;
-        drop(trees);
+        drop(fds);
 
         // 8. Init applies the rest and checks it from inside.
         match proto::recv::<Reply>(sb.ctl.as_fd()) {
@@ -312,36 +312,67 @@ fn write_maps(pid: Pid, id: &Identity) -> Result<(), SandboxError> {
     write("gid_map", format!("0 {} 1\n", id.gid))
 }
 
-/// Idmapped copies of the binds marked `idmap`, made with init's user
-/// namespace: host root's files appear owned by the sandbox's root.
-fn idmapped_trees(pid: Pid, ops: &[MountOp]) -> Result<Vec<OwnedFd>, SandboxError> {
-    let paths: Vec<&PathBuf> = ops
-        .iter()
-        .filter_map(|op| match op {
-            MountOp::Bind { path, idmap: true, .. } => Some(path),
-            _ => None,
-        })
-        .collect();
-    if paths.is_empty() {
-        return Ok(Vec::new());
+/// The descriptors init's mount steps need, in the order of those steps:
+/// for each bind marked `idmap`, an idmapped copy made with init's user
+/// namespace (host root's files appear owned by the sandbox's root); for the
+/// overlay, its upper and work directories.
+fn op_fds(pid: Pid, ops: &[MountOp], plan: &Plan, id: &Identity) -> Result<Vec<OwnedFd>, SandboxError> {
+    let mut fds = Vec::new();
+    let mut userns = None;
+    for op in ops {
+        match op {
+            MountOp::Bind { path, idmap: true, .. } => {
+                if userns.is_none() {
+                    let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))
+                        .map_err(SandboxError::host("open init's user namespace"))?;
+                    userns = Some(f);
+                }
+                if let Some(ns) = &userns {
+                    fds.push(idmapped_tree(path, ns)?);
+                }
+            }
+            MountOp::Overlay { .. } => {
+                let layers = plan
+                    .review
+                    .as_ref()
+                    .ok_or(SandboxError::Plan(mountplan::PlanError::Review("an overlay without review directories")))?;
+                fds.push(review_layers(&layers.dir, id)?);
+            }
+            _ => {}
+        }
     }
-    let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
-        .map_err(SandboxError::host("open init's user namespace"))?;
-    paths
-        .into_iter()
-        .map(|p| {
-            let tree = sys::open_tree_clone(p).map_err(SandboxError::host(format!("open_tree {}", p.display())))?;
-            sys::mount_setattr(
-                tree.as_raw_fd(),
-                std::path::Path::new(""),
-                sys::MOUNT_ATTR_IDMAP,
-                Some(userns.as_raw_fd()),
-            )
-            .map_err(|e| SandboxError::Unavailable {
-                layer: "idmapped mounts",
-                reason: format!("{}: {e} (the sandbox cannot own root-owned files without them)", p.display()),
-            })?;
-            Ok(tree)
-        })
-        .collect()
+    Ok(fds)
+}
+
+/// The overlay's layer directory (holding `upper/` and `work/`) as a
+/// detached mount for init to attach and mount the overlay from: init
+/// cannot reach the host path (the state directory is private), and the
+/// overlay accepts layers only from mounts in its own namespace. The
+/// directories become the sandbox root's on the host (the overlay writes
+/// with init's credentials); a symlink or anything but a directory is refused.
+fn review_layers(dir: &std::path::Path, id: &Identity) -> Result<OwnedFd, SandboxError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let what = |p: &std::path::Path| format!("review directory {}", p.display());
+    for p in [dir.to_path_buf(), dir.join("upper"), dir.join("work")] {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&p)
+            .map_err(SandboxError::host(what(&p)))?;
+        if !id.unprivileged {
+            std::os::unix::fs::fchown(&f, Some(id.uid), Some(id.gid)).map_err(SandboxError::host(what(&p)))?;
+        }
+    }
+    sys::open_tree_clone(dir).map_err(SandboxError::host(format!("open_tree {}", what(dir))))
+}
+
+/// An idmapped copy of the mount at `p`, mapped through `userns`.
+fn idmapped_tree(p: &std::path::Path, userns: &std::fs::File) -> Result<OwnedFd, SandboxError> {
+    let tree = sys::open_tree_clone(p).map_err(SandboxError::host(format!("open_tree {}", p.display())))?;
+    sys::mount_setattr(tree.as_raw_fd(), std::path::Path::new(""), sys::MOUNT_ATTR_IDMAP, Some(userns.as_raw_fd()))
+        .map_err(|e| SandboxError::Unavailable {
+            layer: "idmapped mounts",
+            reason: format!("{}: {e} (the sandbox cannot own root-owned files without them)", p.display()),
+        })?;
+    Ok(tree)
 }

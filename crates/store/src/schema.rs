@@ -123,5 +123,36 @@ CREATE TABLE approvals (
 CREATE INDEX approvals_pending ON approvals (status, expires_ms);
 ";
 
+/// Migration 3: the conversation a queued task belongs to (a chat, a
+/// thread, a schedule). At most one task of a conversation holds a live
+/// lease at a time, so a conversation's tasks run one after another, oldest
+/// first, whichever process claims them.
+const V3: &str = "
+ALTER TABLE queue ADD COLUMN conversation TEXT;
+CREATE INDEX queue_conversation ON queue (conversation, lease_until_ms) WHERE conversation IS NOT NULL;
+";
+
+/// Migration 4: approvals of file writes (`[approvals] writes`): the kind
+/// check of `approvals` admits `write`. SQLite cannot alter a CHECK, so the
+/// table is rebuilt with its rows.
+const V4: &str = "
+CREATE TABLE approvals_v4 (
+    id           TEXT PRIMARY KEY,
+    task_id      TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    kind         TEXT NOT NULL CHECK (kind IN ('command', 'network', 'write')),
+    subject      TEXT NOT NULL CHECK (json_valid(subject)),
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired')),
+    requested_ms INTEGER NOT NULL,
+    expires_ms   INTEGER NOT NULL,
+    decided_ms   INTEGER,
+    decided_by   TEXT,
+    reason       TEXT
+) STRICT;
+INSERT INTO approvals_v4 SELECT id, task_id, kind, subject, status, requested_ms, expires_ms, decided_ms, decided_by, reason FROM approvals;
+DROP TABLE approvals;
+ALTER TABLE approvals_v4 RENAME TO approvals;
+CREATE INDEX approvals_pending ON approvals (status, expires_ms);
+";
+
 /// Every migration, in order; `user_version` = how many are applied.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];

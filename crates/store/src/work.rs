@@ -17,6 +17,12 @@
 //! interrupted (and resume it from its stored messages, or fail it) from a
 //! fresh one: the store never runs anything by itself.
 //!
+//! A task queued [in a conversation](Store::enqueue_in) is not handed out
+//! while another task of the same conversation holds a live lease, and the
+//! oldest of a conversation goes first: a conversation's tasks run one at a
+//! time, in order. A schedule's firings form the conversation
+//! `schedule:<id>`.
+//!
 //! Cron expressions are the scheduler's business: `fire_due` asks the
 //! caller for the next due time after each firing.
 
@@ -43,6 +49,8 @@ text_enum! {
         Command = "command",
         /// A connection to an unlisted host; the subject is host and port.
         Network = "network",
+        /// File writes matched `[approvals] writes`; the subject names the paths.
+        Write = "write",
     }
 }
 
@@ -123,6 +131,19 @@ pub struct Claim {
     pub attempts: u32,
     /// The lease ends then (Unix ms) unless renewed.
     pub lease_until_ms: i64,
+    /// The conversation it was queued in, if any.
+    pub conversation: Option<String>,
+}
+
+/// A live or expired lease on a queued task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    /// The task.
+    pub task_id: String,
+    /// Who holds it.
+    pub owner: String,
+    /// Until when (Unix ms).
+    pub until_ms: i64,
 }
 
 /// An approval request.
@@ -240,8 +261,9 @@ impl Store {
                 )
                 .map_err(self.db("fire schedule"))?;
                 tx.execute(
-                    "INSERT INTO queue (task_id, enqueued_ms, not_before_ms) VALUES (?1, ?2, ?2)",
-                    params![task, now_ms],
+                    "INSERT INTO queue (task_id, enqueued_ms, not_before_ms, conversation) \
+                     VALUES (?1, ?2, ?2, 'schedule:' || ?3)",
+                    params![task, now_ms, s.id],
                 )
                 .map_err(self.db("fire schedule"))?;
                 let next = match s.kind {
@@ -265,12 +287,19 @@ impl Store {
     /// Queue `task` (not before `not_before_ms`); the task becomes `queued`.
     /// Queuing a task that is already queued changes nothing.
     pub fn enqueue(&self, task: &str, not_before_ms: i64) -> Result<()> {
+        self.enqueue_in(task, None, not_before_ms)
+    }
+
+    /// Like [`Store::enqueue`], in `conversation` (module docs: one task of
+    /// a conversation at a time).
+    pub fn enqueue_in(&self, task: &str, conversation: Option<&str>, not_before_ms: i64) -> Result<()> {
         let now = time::now_ms();
         self.write_checked("enqueue", |tx| {
             self.touch_task(tx, task, now)?;
             tx.execute(
-                "INSERT OR IGNORE INTO queue (task_id, enqueued_ms, not_before_ms) VALUES (?1, ?2, ?3)",
-                params![task, now, not_before_ms],
+                "INSERT OR IGNORE INTO queue (task_id, enqueued_ms, not_before_ms, conversation) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![task, now, not_before_ms, conversation],
             )
             .and_then(|_| tx.execute("UPDATE tasks SET status = 'queued' WHERE id = ?1", [task]))
             .map_err(self.db("enqueue"))?;
@@ -283,27 +312,36 @@ impl Store {
     pub fn claim_next(&self, owner: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Claim>> {
         let until = now_ms.saturating_add(lease_ms);
         let claimed = self.write("claim task", |tx| {
-            let row: Option<(String, i64)> = tx
+            // Skipped: tasks whose conversation has a live lease, or an
+            // older task still waiting (so a conversation keeps its order).
+            let row: Option<(String, i64, Option<String>)> = tx
                 .query_row(
-                    "SELECT task_id, attempts FROM queue WHERE not_before_ms <= ?1 \
-                     AND (lease_until_ms IS NULL OR lease_until_ms <= ?1) ORDER BY enqueued_ms, rowid LIMIT 1",
+                    "SELECT task_id, attempts, conversation FROM queue q WHERE not_before_ms <= ?1 \
+                     AND (lease_until_ms IS NULL OR lease_until_ms <= ?1) \
+                     AND (conversation IS NULL OR NOT EXISTS (SELECT 1 FROM queue o \
+                          WHERE o.conversation = q.conversation AND o.task_id <> q.task_id \
+                          AND ((o.lease_until_ms IS NOT NULL AND o.lease_until_ms > ?1) \
+                               OR o.enqueued_ms < q.enqueued_ms \
+                               OR (o.enqueued_ms = q.enqueued_ms AND o.rowid < q.rowid)))) \
+                     ORDER BY enqueued_ms, rowid LIMIT 1",
                     [now_ms],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            let Some((task, attempts)) = row else { return Ok(None) };
+            let Some((task, attempts, conversation)) = row else { return Ok(None) };
             tx.execute(
                 "UPDATE queue SET lease_owner = ?2, lease_until_ms = ?3, attempts = attempts + 1 WHERE task_id = ?1",
                 params![task, owner, until],
             )?;
             tx.execute("UPDATE tasks SET status = 'running', updated_ms = ?2 WHERE id = ?1", params![task, now_ms])?;
-            Ok(Some((task, attempts + 1)))
+            Ok(Some((task, attempts + 1, conversation)))
         })?;
         match claimed {
-            Some((task, attempts)) => Ok(Some(Claim {
+            Some((task, attempts, conversation)) => Ok(Some(Claim {
                 task: self.task(&task)?,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                 lease_until_ms: until,
+                conversation,
             })),
             None => Ok(None),
         }
@@ -328,6 +366,67 @@ impl Store {
             tx.execute("DELETE FROM queue WHERE task_id = ?1 AND lease_owner = ?2", params![task, owner])
         })?;
         Ok(n == 1)
+    }
+
+    /// How many tasks are in the queue: `(waiting, leased)` at `now_ms`.
+    pub fn queue_depth(&self, now_ms: i64) -> Result<(u64, u64)> {
+        self.conn()
+            .query_row(
+                "SELECT coalesce(sum(lease_until_ms IS NULL OR lease_until_ms <= ?1), 0), \
+                 coalesce(sum(lease_until_ms > ?1), 0) FROM queue",
+                [now_ms],
+                |r| Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, i64>(1)?.max(0) as u64)),
+            )
+            .map_err(self.db("queue depth"))
+    }
+
+    /// Every lease held on a queued task, live or expired.
+    pub fn leases(&self) -> Result<Vec<Lease>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(
+                "SELECT task_id, lease_owner, lease_until_ms FROM queue \
+                 WHERE lease_owner IS NOT NULL AND lease_until_ms IS NOT NULL ORDER BY rowid",
+            )
+            .map_err(self.db("leases"))?;
+        let rows = stmt
+            .query_map([], |r| Ok(Lease { task_id: r.get(0)?, owner: r.get(1)?, until_ms: r.get(2)? }))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.db("leases"))?;
+        Ok(rows)
+    }
+
+    /// End `owner`'s lease on `task` now (its holder is known to be dead), so
+    /// the next claim gets the task, with its attempts showing the
+    /// interruption. `false` if `owner` held no lease on it.
+    pub fn break_lease(&self, task: &str, owner: &str) -> Result<bool> {
+        let n = self.write("break lease", |tx| {
+            tx.execute(
+                "UPDATE queue SET lease_until_ms = 0 WHERE task_id = ?1 AND lease_owner = ?2",
+                params![task, owner],
+            )
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Every schedule, oldest first.
+    pub fn list_schedules(&self) -> Result<Vec<Schedule>> {
+        let sql = format!("SELECT {SCHEDULE_COLS} FROM schedules ORDER BY created_ms, rowid");
+        let mut stmt = self.conn().prepare_cached(&sql).map_err(self.db("list schedules"))?;
+        let rows = stmt
+            .query_map([], raw_schedule)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.db("list schedules"))?;
+        rows.into_iter().map(|r| r.into_schedule(self)).collect()
+    }
+
+    /// Delete the schedule `id` (the tasks it created stay).
+    pub fn delete_schedule(&self, id: &str) -> Result<()> {
+        let n = self.write("delete schedule", |tx| tx.execute("DELETE FROM schedules WHERE id = ?1", [id]))?;
+        if n == 0 {
+            return Err(StoreError::Unknown { what: "schedule", id: id.to_string() });
+        }
+        Ok(())
     }
 
     /// Ask for an approval for `task`, pending until `expires_ms`.

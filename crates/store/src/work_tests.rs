@@ -185,3 +185,48 @@ fn approvals_are_decided_once_and_expire() {
     assert!(matches!(s.approval("nope"), Err(StoreError::Unknown { what: "approval", .. })));
     assert!(matches!(s.request_approval("nope", ApprovalKind::Command, &argv, 1), Err(StoreError::UnknownTask(_))));
 }
+
+#[test]
+fn a_conversation_runs_one_task_at_a_time_in_order() {
+    let t = Tmp::new("conversation");
+    let s = Store::open(&t.db()).unwrap();
+    let new = |title: &str| s.create_task(&NewTask::new(TaskKind::Agent, title)).unwrap().id;
+    let (a1, a2, b1, free) = (new("a1"), new("a2"), new("b1"), new("free"));
+    s.enqueue_in(&a1, Some("telegram:1"), 0).unwrap();
+    s.enqueue_in(&a2, Some("telegram:1"), 0).unwrap();
+    s.enqueue_in(&b1, Some("telegram:2"), 0).unwrap();
+    s.enqueue(&free, 0).unwrap();
+    let c1 = s.claim_next("w1", 1_000, 10_000).unwrap().unwrap();
+    assert_eq!((c1.task.id.as_str(), c1.conversation.as_deref()), (a1.as_str(), Some("telegram:1")));
+    // a2 waits for a1; the other conversation and the free task go ahead.
+    let next: Vec<String> =
+        (0..3).filter_map(|_| s.claim_next("w2", 1_000, 10_000).unwrap()).map(|c| c.task.id).collect();
+    assert_eq!(next, [b1.clone(), free.clone()]);
+    assert_eq!(s.queue_depth(1_000).unwrap(), (1, 3));
+    assert!(s.dequeue(&a1, "w1").unwrap());
+    assert_eq!(s.claim_next("w2", 1_000, 10_000).unwrap().unwrap().task.id, a2);
+    // A broken lease hands the task out again at once, attempts showing it.
+    assert_eq!(s.leases().unwrap().len(), 3);
+    assert!(s.break_lease(&a2, "w2").unwrap());
+    assert!(!s.break_lease(&a2, "someone else").unwrap());
+    let again = s.claim_next("w3", 1_000, 10_000).unwrap().unwrap();
+    assert_eq!((again.task.id.as_str(), again.attempts), (a2.as_str(), 2));
+}
+
+#[test]
+fn schedules_are_listed_and_deleted() {
+    let t = Tmp::new("list schedules");
+    let s = Store::open(&t.db()).unwrap();
+    let a = schedule(&s, ScheduleKind::Cron, 10);
+    let b = schedule(&s, ScheduleKind::Once, 20);
+    let ids: Vec<String> = s.list_schedules().unwrap().into_iter().map(|x| x.id).collect();
+    assert_eq!(ids, [a.id.clone(), b.id.clone()]);
+    let fired = s.fire_due(30, every_minute).unwrap();
+    assert_eq!(fired.len(), 2);
+    let claim = s.claim_next("w", 30, 1_000).unwrap().unwrap();
+    assert_eq!(claim.conversation, Some(format!("schedule:{}", a.id)));
+    s.delete_schedule(&a.id).unwrap();
+    assert!(matches!(s.delete_schedule(&a.id), Err(StoreError::Unknown { what: "schedule", .. })));
+    assert_eq!(s.list_schedules().unwrap().len(), 1);
+    assert!(s.find_task(&fired[0].task.id).unwrap().is_some(), "deleting a schedule deleted its tasks");
+}

@@ -321,6 +321,28 @@ pub fn compile_c(dir: &Path, name: &str, src: &str) -> PathBuf {
     binary
 }
 
+/// Like [`compile_c`], into a directory named after the source's hash and
+/// shared by every test process: compiled once (into a temporary name, then
+/// renamed, so concurrent tests never see half a binary), reused after.
+pub fn compile_c_cached(name: &str, src: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    src.hash(&mut h);
+    let dir = PathBuf::from(format!("/tmp/clawcage-test-cbin-{:016x}", h.finish()));
+    let binary = dir.join(name);
+    if binary.exists() {
+        return binary;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    chmod(&dir, 0o755);
+    let scratch = dir.join(format!(".build-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let built = compile_c(&scratch, name, src);
+    std::fs::rename(&built, &binary).unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
+    binary
+}
+
 /// What a pty reader thread has collected (bytes, at end) and its signal.
 type PtyOutput = std::sync::Arc<(std::sync::Mutex<(Vec<u8>, bool)>, std::sync::Condvar)>;
 
@@ -480,6 +502,7 @@ pub struct Fixture {
     policy: Option<PathBuf>,
     env: Vec<(String, String)>,
     user: Option<(u32, u32)>,
+    extra: Vec<String>,
 }
 
 impl Fixture {
@@ -491,7 +514,7 @@ impl Fixture {
             std::fs::create_dir_all(d).unwrap();
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        Fixture { dir, ws, home, outside, policy: None, env: Vec::new(), user: None }
+        Fixture { dir, ws, home, outside, policy: None, env: Vec::new(), user: None, extra: Vec::new() }
     }
     /// Use `text` as the policy file.
     pub fn policy(mut self, text: &str) -> Fixture {
@@ -509,6 +532,11 @@ impl Fixture {
     /// fixture's files are handed to that user before each run.
     pub fn run_as(mut self, uid: u32, gid: u32) -> Fixture {
         self.user = Some((uid, gid));
+        self
+    }
+    /// Pass `arg` to `clawcage run` before the `--` (e.g. `--tty`).
+    pub fn run_arg(mut self, arg: &str) -> Fixture {
+        self.extra.push(arg.into());
         self
     }
     /// Write a file in the workspace (parents created).
@@ -547,7 +575,7 @@ impl Fixture {
             cmd.arg("--policy").arg(p);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.arg("--").args(argv);
+        cmd.args(&self.extra).arg("--").args(argv);
         cmd
     }
     /// Run `argv` in the sandbox.

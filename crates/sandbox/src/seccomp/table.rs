@@ -18,7 +18,6 @@ use super::{Action, Cond, Entry, Named, SeccompError};
 
 const EPERM: Action = Action::Errno(libc::EPERM);
 const ENOSYS: Action = Action::Errno(libc::ENOSYS);
-const KILL: Action = Action::KillProcess;
 use Cond::{Always, ArgAnyBit, ArgIn, ArgNotIn, ForeignArch, X32};
 
 /// `Named { value: libc::X as u32, name: "X" }`.
@@ -73,8 +72,8 @@ const fn e(syscall: &'static str, when: Cond, action: Action, reason: &'static s
 #[rustfmt::skip]
 pub(super) const TABLE: &[Entry] = &[
     // ABI: checked before any syscall number is looked at.
-    e("*", ForeignArch, KILL, "i386 (int 0x80) and other compat ABIs number syscalls differently, so no rule below would apply; a kill (SIGSYS) fails clearer than EPERM for every call including exit"),
-    e("*", X32, KILL, "x32 numbers (bit 0x40000000) reach the same kernel code under other numbers and would bypass every rule below; nothing legitimate uses x32"),
+    e("*", ForeignArch, EPERM, "i386 (int 0x80) and other compat ABIs number syscalls differently, so no rule below would apply; every such call fails with EPERM, as the sandbox contract says, and a 64-bit caller carries on"),
+    e("*", X32, EPERM, "x32 numbers (bit 0x40000000) reach the same kernel code under other numbers and would bypass every rule below; nothing legitimate uses x32"),
     // Argument-checked (run at run time for allowed calls; most frequent first).
     e("ioctl", ArgIn { arg: 1, values: &[n!(TIOCSTI), n!(TIOCLINUX)] }, EPERM, "pushes keystrokes into the terminal's input: commands run in the user's shell after the sandbox exits (CVE-2017-5226)"),
     e("ioctl", ArgIn { arg: 1, values: &[n!(TIOCSETD)] }, EPERM, "attaches tty line disciplines (n_gsm, n_hdlc), a recurring source of kernel privilege escalations"),
