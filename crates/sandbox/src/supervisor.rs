@@ -206,14 +206,19 @@ impl Sandbox {
             }
             None => (None, None),
         };
-        let master = match proto::recv::<Reply>(self.ctl.as_fd()) {
-            Ok(Some((Reply::Started { .. }, mut fds))) => master.or_else(|| fds.pop()),
-            Ok(Some((Reply::Failed { errno, detail, .. }, _))) => {
-                let prog = spec.argv.first().map(String::as_str).unwrap_or("");
-                return Ok(Outcome::StartFailed(errno, format!("cannot run {prog}: {detail}")));
-            }
-            Ok(other) => return Err(SandboxError::Gone(format!("unexpected reply: {other:?}"))),
-            Err(e) => return Err(SandboxError::Gone(e.to_string())),
+        // With pipes there is nothing to wait for: init's Started (or Failed)
+        // reply is read by the pump, while the command already runs. A tty's
+        // master arrives with Started, so that one is awaited here.
+        let master = match pipes.is_some() {
+            true => None,
+            false => match proto::recv::<Reply>(self.ctl.as_fd()) {
+                Ok(Some((Reply::Started { .. }, mut fds))) => master.or_else(|| fds.pop()),
+                Ok(Some((Reply::Failed { errno, detail, .. }, _))) => {
+                    return Ok(start_failed(spec, errno, &detail));
+                }
+                Ok(other) => return Err(SandboxError::Gone(format!("unexpected reply: {other:?}"))),
+                Err(e) => return Err(SandboxError::Gone(e.to_string())),
+            },
         };
         let oom_before = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
         let limits = pump::Limits {
@@ -229,6 +234,7 @@ impl Sandbox {
             pump::End::Status(status) => Outcome::Signaled(libc::WTERMSIG(status)),
             pump::End::TimedOut => Outcome::TimedOut,
             pump::End::OutputLimit => Outcome::OutputLimit,
+            pump::End::StartFailed(errno, detail) => start_failed(spec, errno, &detail),
         })
     }
 
@@ -264,6 +270,12 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.teardown();
     }
+}
+
+/// The outcome of a command init could not start.
+fn start_failed(spec: &ExecSpec, errno: i32, detail: &str) -> Outcome {
+    let prog = spec.argv.first().map(String::as_str).unwrap_or("");
+    Outcome::StartFailed(errno, format!("cannot run {prog}: {detail}"))
 }
 
 /// Take a cgroup slot when a limit needs one (no limit, no cgroup).
