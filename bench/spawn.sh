@@ -4,6 +4,8 @@
 #
 #   bench/spawn.sh            # as root on Debian; installs what it needs
 #   BENCH_N=300 BENCH_WARMUP=20 BENCH_K=500 BENCH_M=20 bench/spawn.sh
+#   BENCH_BASELINE=/path/to/old/clawcage [BENCH_BASELINE_LIVE=/path/to/old/clawcage-bench-live] \
+#     bench/spawn.sh                # also an older build, in the same interleaved run
 #
 # Timing is our own loop (python3, os.posix_spawn + waitpid, perf_counter_ns):
 # every round runs each contender once in a shuffled order, so drift (CPU
@@ -97,12 +99,21 @@ add "clawcage (all layers, audit on tmpfs)" "CLAWCAGE_HOME=$SHM" "$CLAWCAGE" run
 add "clawcage (no cgroup limits)" "CLAWCAGE_HOME=$STATE" "$CLAWCAGE" run --policy "$T/nolimits.toml" -- /bin/true
 add "bwrap --unshare-all" "${BWRAP[@]}"
 add "unshare (all namespaces)" "$(command -v unshare)" --user --map-root-user --mount --pid --fork --net --ipc --uts --cgroup --mount-proc /bin/true
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  # Its own state directories: an older build may not open a newer schema.
+  mkdir -m 700 "$STATE/base" "$SHM/base"
+  add "baseline clawcage (default)" "CLAWCAGE_HOME=$STATE/base" "$BENCH_BASELINE" run -- /bin/true
+  add "baseline clawcage (audit on tmpfs)" "CLAWCAGE_HOME=$SHM/base" "$BENCH_BASELINE" run -- /bin/true
+fi
 command -v crun >/dev/null 2>&1 && add "crun run" "$(command -v crun)" --cgroup-manager=disabled run --bundle "$B" "{id}"
 add "bare /bin/true" /bin/true
 
 # --- live sandbox: exec latency and memory per idle sandbox ---------------------
 echo "== live sandbox: $K execs, then $M idle sandboxes"
 (cd "$WS" && "$LIVE" "$WS" "$K" "$M") >"$T/live.out" || { echo "bench/live failed" >&2; exit 1; }
+if [ -n "${BENCH_BASELINE_LIVE:-}" ]; then
+  (cd "$WS" && "$BENCH_BASELINE_LIVE" "$WS" "$K" "$M") | sed 's/^live\./base./' >>"$T/live.out" || echo "baseline bench/live failed" >&2
+fi
 
 FDM=$(grep -E ' cgroup2? ' /proc/mounts | grep -c favordynmods || true)
 echo "== spawn: $N interleaved rounds after $WARM warm-up rounds"
@@ -192,6 +203,9 @@ for name in ("clawcage (default, all layers)", "clawcage (all layers, audit on t
     if bw and name in med:
         r = med[name] / bw
         print(f"  spawn ≤ 0.6× bwrap   [{name}]: {med[name]:.3f} / {bw:.3f} ms = {r:.2f}×  {ok(r <= 0.6)}")
+if "base.exec_median_ms" in live:
+    print(f"  baseline build: exec median {float(live['base.exec_median_ms']):.3f} ms, p90 {float(live['base.exec_p90_ms']):.3f} ms;"
+          f" RSS per idle sandbox (+other children) {float(live['base.rss_mib_per_sandbox']):.3f} MiB")
 e = f("live.exec_median_ms")
 print(f"  exec ≤ 1 ms median   [live sandbox, default profile]: {e:.3f} ms  {ok(e <= 1.0)}")
 for label, v in (("RSS, init+Δbench", rss_init), ("RSS, +other children", f("live.rss_mib_per_sandbox")),
