@@ -19,7 +19,10 @@
 # docs/ARCHITECTURE.md): the default row uses the real state directory on
 # disk; a second row puts it on tmpfs, where fsync costs nothing, to show
 # the sandbox's own cost beside the audit log's. crun runs with
-# --cgroup-manager=disabled (this machine's hybrid cgroups are not crun's).
+# --cgroup-manager=disabled; crun 1.8 still refuses a hybrid host whose
+# cgroup2 mount offers any controller ("cgroups in hybrid mode not supported,
+# drop all controllers from cgroupv2": here cgroup.controllers lists hugetlb),
+# and is then skipped with that reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
