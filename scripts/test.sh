@@ -15,6 +15,14 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "== installing: ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The web UI test (crates/server/tests/web.rs) drives Debian's Chromium with playwright-core.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing: chromium"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+echo "== npm ci (tests/web)"
+(cd tests/web && npm ci --no-audit --no-fund --silent)
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "== installing cargo-nextest"
   cargo install cargo-nextest --locked -q

@@ -3,10 +3,21 @@
 //!
 //! - [`provider`]: Anthropic and OpenAI-compatible model APIs, streamed, with retries.
 //! - [`conversation`]: the provider-neutral conversation.
+//! - [`tools`]: the tools, as commands run inside the sandbox.
+//! - [`runner`]: the loop of one task; [`task`]: one `clawcage agent` run.
+//! - [`gate`]: the approvals hook before each tool call.
 //! - [`helper`]: the sandbox helper's server loop (`clawcage __sandbox-helper`).
+//! - [`audit`]: the core's events as audit records.
 
+pub mod audit;
 pub mod conversation;
+pub mod gate;
 pub mod helper;
+pub mod prompt;
 pub mod provider;
+pub mod runner;
+pub mod task;
+pub mod tools;
+
 #[cfg(feature = "testing")]
 pub mod testing;

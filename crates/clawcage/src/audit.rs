@@ -3,7 +3,7 @@
 //! keeps (its task row, tool call and audit trail).
 
 use anyhow::{Context as _, Result};
-use clawcage_policy::{Event, EventSink, Policy, SinkError};
+use clawcage_policy::{Event, EventSink, Policy};
 use clawcage_sandbox::Outcome;
 use clawcage_store::audit::{AuditLog, SigningKey};
 use clawcage_store::{NewTask, NewToolCall, StatePaths, Store, TaskKind, TaskStatus, ToolCallEnd};
@@ -12,38 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Sends the core's events to the audit log, as records of one task.
-/// `record` returns once the record is durable; `Err` means the caller
-/// must refuse the effect.
-pub struct AuditSink {
-    log: Arc<AuditLog>,
-    task: Option<String>,
-}
-
-impl AuditSink {
-    /// A sink appending to `log`, tagging records with `task`.
-    pub fn new(log: Arc<AuditLog>, task: Option<String>) -> AuditSink {
-        AuditSink { log, task }
-    }
-}
-
-/// An event as an audit record's `(kind, data)`: its serde form, with the
-/// `kind` tag lifted out.
-pub fn event_record(event: &Event) -> Result<(String, Value), SinkError> {
-    let mut v = serde_json::to_value(event).map_err(|e| SinkError(format!("event to JSON: {e}")))?;
-    let kind = match v.as_object_mut().and_then(|m| m.remove("kind")) {
-        Some(Value::String(k)) => k,
-        _ => return Err(SinkError("event without a kind tag".into())),
-    };
-    Ok((kind, v))
-}
-
-impl EventSink for AuditSink {
-    fn record(&self, event: &Event) -> Result<(), SinkError> {
-        let (kind, data) = event_record(event)?;
-        self.log.append(self.task.as_deref(), &kind, data).map(|_| ()).map_err(|e| SinkError(e.to_string()))
-    }
-}
+pub use clawcage_agent::audit::AuditSink;
 
 /// The state directory's paths, from the environment, created if missing.
 pub fn state() -> Result<StatePaths> {
@@ -89,14 +58,19 @@ impl RunRecord {
         Ok(RunRecord { sink: AuditSink::new(log, Some(task.clone())), store, task, policy_hash, call: None })
     }
 
-    /// The task's id.
+    /// A sink for the core's events (the egress proxy's), as records of this task.
+    pub fn sink(&self) -> Arc<dyn EventSink> {
+        Arc::new(AuditSink::new(self.sink.log().clone(), Some(self.task.clone())))
+    }
+
+    /// The task id (also the sandbox id in records).
     pub fn task(&self) -> &str {
         &self.task
     }
 
     /// The audit log the task's records go to.
     pub fn log(&self) -> Arc<AuditLog> {
-        self.sink.log.clone()
+        self.sink.log().clone()
     }
 
     /// clawcage refused to run the command (an approval was denied): the
@@ -108,7 +82,7 @@ impl RunRecord {
 
     /// Append a product-level record (`kind`, `data`) of this task.
     pub fn append(&self, kind: &str, data: Value) -> Result<()> {
-        self.sink.log.append(Some(&self.task), kind, data).map(|_| ()).context("audit log")
+        self.sink.log().append(Some(&self.task), kind, data).map(|_| ()).context("audit log")
     }
 
     /// The sandbox id in records: one sandbox per run task, named after it.
@@ -180,7 +154,7 @@ impl RunRecord {
     /// why (best effort: `err` is what the user sees either way). Returns `err`.
     pub fn failed(&self, stage: &str, err: anyhow::Error) -> anyhow::Error {
         let why = format!("{err:#}");
-        let _ = self.sink.log.append(Some(&self.task), "run_failed", json!({ "stage": stage, "error": why }));
+        let _ = self.sink.append("run_failed", json!({ "stage": stage, "error": why }));
         let _ = self.store.set_task_status(&self.task, TaskStatus::Failed, Some(&format!("{stage}: {why}")));
         err
     }
@@ -210,6 +184,7 @@ pub fn shell_words(argv: &[String]) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use clawcage_agent::audit::event_record;
     use clawcage_policy::event::{Decision, SecretAction};
 
     #[test]

@@ -9,9 +9,12 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod agent_cmd;
 mod audit;
 mod audit_cmd;
+mod egress;
 mod review_cmd;
+mod serve_cmd;
 mod tasks_cmd;
 mod term;
 
@@ -43,6 +46,9 @@ enum Cmd {
         /// Give the command a pseudo-terminal (private to the sandbox).
         #[arg(long)]
         tty: bool,
+        /// Print each egress decision on stderr (they are always audited).
+        #[arg(long)]
+        log_network: bool,
         /// How file changes reach the workspace: `review` holds them for
         /// `clawcage diff/apply/discard TASK`, `direct` writes straight
         /// through (default: the policy's `[filesystem] changes`, else direct).
@@ -51,6 +57,32 @@ enum Cmd {
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Run an AI agent on a task: the model loop on the host, every tool call in one sandbox.
+    Agent {
+        /// Policy file (TOML); without it the built-in `default` profile applies.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Workspace directory (default: the resumed task's, else the current directory).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// provider:model, e.g. anthropic:claude-sonnet-4-5, openai:gpt-4o, ollama:llama3 (default: CLAWCAGE_MODEL).
+        #[arg(long)]
+        model: Option<String>,
+        /// Most model calls in this run.
+        #[arg(long, default_value_t = 50)]
+        max_turns: u32,
+        /// Most input + output tokens in this run.
+        #[arg(long, default_value_t = 2_000_000)]
+        max_tokens: u64,
+        /// Longest wall-clock time of this run, in seconds.
+        #[arg(long, default_value_t = 1800)]
+        max_seconds: u64,
+        /// Continue this task (same conversation, same workspace).
+        #[arg(long, value_name = "TASK")]
+        resume: Option<String>,
+        /// What to do.
+        prompt: String,
     },
     /// Policy files.
     Policy {
@@ -91,9 +123,51 @@ enum Cmd {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// Run the server: HTTP API, web UI, channels, scheduler, task queue.
+    Serve {
+        /// The config file.
+        #[arg(long, default_value = "/etc/clawcage/serve.toml")]
+        config: PathBuf,
+        /// Validate the config (and every file it names), print a summary, exit.
+        #[arg(long)]
+        check_config: bool,
+    },
+    /// Scheduled tasks.
+    Schedule {
+        #[command(subcommand)]
+        cmd: ScheduleCmd,
+    },
     /// Internal: own one task's sandbox for `agent` (control socket on fd 3).
     #[command(name = "__sandbox-helper", hide = true)]
     SandboxHelper,
+}
+
+#[derive(Subcommand)]
+enum ScheduleCmd {
+    /// Add a cron (UTC) or one-shot schedule to a group.
+    Add {
+        /// The server's config file (the group is checked against it).
+        #[arg(long, default_value = "/etc/clawcage/serve.toml")]
+        config: PathBuf,
+        /// The group its tasks run in.
+        #[arg(long)]
+        group: String,
+        /// Cron expression, UTC (5 fields, or 6 with seconds).
+        #[arg(long, conflicts_with = "at")]
+        cron: Option<String>,
+        /// One-shot time, RFC 3339 (e.g. 2027-01-31T09:00:00Z).
+        #[arg(long)]
+        at: Option<String>,
+        /// The prompt of its tasks.
+        prompt: String,
+    },
+    /// List schedules.
+    List,
+    /// Delete a schedule.
+    Rm {
+        /// Its id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,17 +200,31 @@ enum PolicyCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Run { policy, workspace, env, tty, changes, command } => {
-            run(policy.as_deref(), workspace, &env, tty, changes.as_deref(), command)
+        Cmd::Run { policy, workspace, env, tty, log_network, changes, command } => {
+            run(policy.as_deref(), workspace, &env, RunFlags { tty, log_network }, changes.as_deref(), command)
         }
         Cmd::Diff { task } => review_cmd::diff(&task),
         Cmd::Apply { task } => review_cmd::apply(&task),
         Cmd::Discard { task } => review_cmd::discard(&task),
+        Cmd::Agent { policy, workspace, model, max_turns, max_tokens, max_seconds, resume, prompt } => {
+            let limits = clawcage_agent::runner::Limits {
+                max_turns,
+                max_tokens,
+                wall: std::time::Duration::from_secs(max_seconds),
+            };
+            agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, prompt)
+        }
         Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),
         Cmd::Doctor => doctor(),
         Cmd::Audit { cmd: AuditCmd::Verify } => audit_cmd::verify(),
         Cmd::Audit { cmd: AuditCmd::Show { task } } => audit_cmd::show(task.as_deref()),
         Cmd::Audit { cmd: AuditCmd::Export { format } } => audit_cmd::export(&format),
+        Cmd::Serve { config, check_config } => serve_cmd::serve(&config, check_config),
+        Cmd::Schedule { cmd: ScheduleCmd::Add { config, group, cron, at, prompt } } => {
+            serve_cmd::schedule_add(&config, group, cron, at, prompt)
+        }
+        Cmd::Schedule { cmd: ScheduleCmd::List } => serve_cmd::schedule_list(),
+        Cmd::Schedule { cmd: ScheduleCmd::Rm { id } } => serve_cmd::schedule_rm(&id),
         Cmd::Tasks { task, status, limit } => tasks_cmd::tasks(task.as_deref(), status.as_deref(), limit),
         Cmd::SandboxHelper => clawcage_agent::helper::serve().map(|()| ExitCode::SUCCESS).map_err(Into::into),
     };
@@ -149,7 +237,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_policy(path: Option<&Path>) -> Result<Policy> {
+pub(crate) fn load_policy(path: Option<&Path>) -> Result<Policy> {
     match path {
         Some(p) => Ok(clawcage_policy::load_file(p)?),
         None => clawcage_policy::builtin("default").context("built-in default profile missing"),
@@ -169,15 +257,22 @@ fn doctor() -> Result<ExitCode> {
     Ok(if report.default_enforceable { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// `run` switches.
+struct RunFlags {
+    tty: bool,
+    log_network: bool,
+}
+
 fn run(
-    policy: Option<&Path>,
+    policy_path: Option<&Path>,
     workspace: Option<PathBuf>,
     env: &[String],
-    tty: bool,
+    flags: RunFlags,
     changes: Option<&str>,
     command: Vec<String>,
 ) -> Result<ExitCode> {
-    let mut policy = load_policy(policy)?;
+    let tty = flags.tty;
+    let mut policy = load_policy(policy_path)?;
     match changes {
         Some("review") => policy.filesystem.changes = Some(Changes::Review),
         Some("direct") => policy.filesystem.changes = Some(Changes::Direct),
@@ -196,9 +291,6 @@ fn run(
             _ => anyhow::bail!("--env {kv:?}: expected K=V"),
         })
         .collect::<Result<Vec<_>>>()?;
-    if !policy.network.allow.is_empty() {
-        eprintln!("clawcage: note: [network] allow has no effect yet (no egress proxy in this build): the sandbox has loopback only");
-    }
     let ctx = Context {
         workspace,
         host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
@@ -207,6 +299,12 @@ fn run(
         default_changes: Changes::Direct,
     };
     let mut plan = clawcage_policy::plan(&policy, &ctx);
+    // The egress side: CA bundle and secret placeholders go into the plan
+    // before the sandbox exists; the secrets' values stay in this process.
+    let egress = match plan.network {
+        Some(_) => Some(egress::prepare(&policy, &mut plan)?),
+        None => None,
+    };
     // The audit trail comes first: no record, no sandbox (exit 125).
     let mut record = audit::RunRecord::begin(&policy, &plan.workspace, &command)?;
     let held = match plan.direct_changes {
@@ -226,6 +324,15 @@ fn run(
     }
     let mut sandbox = Sandbox::start(&plan, &Options { tty }).map_err(|e| record.failed("sandbox start", e.into()))?;
     record.sandbox_started(&sandbox.limits_mechanism().to_string())?;
+    let proxy = match egress {
+        Some(prepared) => {
+            let name = policy_path
+                .map_or("your policy file (the built-in default applies)".into(), |p| p.display().to_string());
+            let started = egress::start(prepared, &policy, &mut sandbox, &record, &name, flags.log_network);
+            Some(started.map_err(|e| record.failed("egress proxy", e))?)
+        }
+        None => None,
+    };
 
     // Signals for the command arrive through a signalfd from now on.
     let signals = term::block_forwarded_signals(tty).context("signal setup")?;
@@ -244,6 +351,9 @@ fn run(
     let outcome = outcome.map_err(|e| record.failed("exec", e.into()))?;
     record.exec_end(&outcome, sandbox.last_output_bytes())?;
     sandbox.stop()?;
+    if let Some(p) = proxy {
+        p.shutdown();
+    }
     record.sandbox_stopped()?;
     if let Some(held) = &held {
         review_cmd::report_held(&record, held)?;

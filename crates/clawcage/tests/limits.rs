@@ -313,3 +313,29 @@ fn nothing_remains_after_the_supervisor_is_killed() {
 fn libc_sigkill() -> i32 {
     9
 }
+
+#[test]
+fn killing_the_supervisor_during_a_fork_bomb_leaves_nothing() {
+    let ws = TempDir::new("sigkill-bomb");
+    let mark = unique_mark("sigkill-bomb");
+    let ready = ws.path().join("ready");
+    // The bomb keeps forking while the supervisor is killed under it.
+    let script = "echo up > ready; :(){ :|:& };: ; sleep 1000";
+    let policy = "[limits]\npids = 64\nmemory = \"256MiB\"\ntimeout = \"60s\"\n";
+    let mut cmd = marked_command(ws.path(), Some(policy), &mark, &["/bin/bash", "-c", script]);
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id();
+    wait_for_file(&ready, HANG, || format!("exited: {:?}", child.try_wait()));
+    std::thread::sleep(Duration::from_millis(300)); // let the bomb fill its pids limit
+    assert!(sandbox_procs(Some(&mark)).len() >= 10, "the bomb is not running");
+    let init = children_of(pid);
+    assert_eq!(init.len(), 1, "expected init as the only child of {pid}: {init:?}");
+    let groups = slot_groups_of(init[0]);
+    assert!(groups.len() >= 2, "no cgroups while running");
+    child.kill().unwrap();
+    wait_bounded(&mut child, HANG);
+    assert_all_gone(&mark, &groups);
+    assert!(host_can_fork(), "the host cannot fork after the bomb");
+    let ws_path = ws.path().to_string_lossy().into_owned();
+    eventually("host mounts left behind", SETTLE, || mounts_mentioning(&[&ws_path, "clawcage"]));
+}

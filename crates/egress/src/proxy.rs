@@ -275,7 +275,10 @@ impl State {
         let _ = stream.set_nodelay(true);
         let n = self.open.fetch_add(1, Ordering::Relaxed) + 1;
         let _guard = OpenGuard(&self.open);
-        let io = TokioIo::new(Counted::new(stream, Arc::new(Counters::default()), Some(self.budget.clone())));
+        // Once the byte budget is spent, a new connection is only read far
+        // enough to be told so (every request on it gets 429).
+        let budget = (!self.budget.tripped()).then(|| self.budget.clone());
+        let io = TokioIo::new(Counted::new(stream, Arc::new(Counters::default()), budget));
         let over = self.cfg.max_connections.is_some_and(|max| n > max);
         let conn: Arc<Mutex<Option<Upstream>>> = Arc::new(Mutex::new(None));
         let st = self.clone();
@@ -359,7 +362,8 @@ impl State {
             } else {
                 let mut client = TokioIo::new(upgraded);
                 let mut up = up;
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                // 64 KiB buffers: bulk transfers move in fewer, larger steps.
+                let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, 1 << 16, 1 << 16).await;
             }
             st.end(&t, &counters).await;
         });

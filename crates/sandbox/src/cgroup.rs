@@ -862,7 +862,6 @@ mod tests {
         let cg = acquire(&s, &limits(64 << 20, 16, 0.5));
         let entry = cg.entry().unwrap();
         let (rx, tx) = pipe().unwrap(); // child -> parent: joined?
-        let (hold_rx, _hold_tx) = pipe().unwrap(); // keeps the child waiting
         let forked = match &entry.into {
             Some(group) => crate::sys::clone_into_cgroup(0, group.as_raw_fd()).unwrap(),
             None => crate::sys::clone_namespaces(0).unwrap(),
@@ -871,12 +870,14 @@ mod tests {
             crate::sys::Forked::Child => {
                 // Raw syscalls only (the test process has threads): join, report, wait.
                 let code = if join_self(&entry.tasks).is_ok() { 0 } else { 7 };
-                let mut byte = 0u8;
-                // SAFETY: writing and reading one byte with local buffers; then exit.
+                // SAFETY: writing one byte from a local buffer, then waiting
+                // for the kill. (Reading the pipe here could take back our own
+                // byte before the parent reads it, and both would hang.)
                 unsafe {
                     libc::write(tx.as_raw_fd(), (&code as *const i32).cast(), 1);
-                    libc::read(hold_rx.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
-                    libc::_exit(0)
+                    loop {
+                        libc::pause();
+                    }
                 }
             }
             crate::sys::Forked::Parent(pid) => Pid::from_raw(pid),

@@ -31,6 +31,9 @@ pub struct InitConfig<'a> {
     pub clear_groups: bool,
     /// Run even if Landlock is unavailable (the policy says so).
     pub allow_missing_landlock: bool,
+    /// Listen on 127.0.0.1:port inside the network namespace for the egress
+    /// proxy, and hand the listening socket out with `Ready`.
+    pub proxy_port: Option<u16>,
     /// `tasks` files of the sandbox's v1 cgroups, opened by the supervisor;
     /// init moves itself in through them before anything else.
     pub cgroup_tasks: &'a [OwnedFd],
@@ -44,8 +47,12 @@ pub struct Go;
 /// Entry point in the cloned child. Never returns.
 pub fn run(cfg: &InitConfig<'_>, ctl: OwnedFd) -> ! {
     match setup(cfg, &ctl) {
-        Ok(()) => {
-            let code = match proto::send(ctl.as_fd(), &Reply::Ready, &[]) {
+        Ok(listener) => {
+            let fds: Vec<RawFd> = listener.iter().map(|l| l.as_raw_fd()).collect();
+            let sent = proto::send(ctl.as_fd(), &Reply::Ready, &fds);
+            // Only the supervisor keeps the listener: nothing inside holds it.
+            drop(listener);
+            let code = match sent {
                 Ok(()) => serve(&ctl),
                 Err(_) => 1,
             };
@@ -68,7 +75,8 @@ fn fail<'p>(step: &'static str, path: &'p str) -> impl FnOnce(io::Error) -> Step
 }
 
 /// The setup sequence. Order matters; each comment says why a step is here.
-fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<(), StepError> {
+/// Returns the egress listener when the plan has network.
+fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<Option<std::net::TcpListener>, StepError> {
     // 1. Die with the supervisor: if it is killed, pid 1 goes, and with it
     //    every process of the namespace.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(fail("PR_SET_PDEATHSIG", ""))?;
@@ -123,6 +131,18 @@ fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<(), StepError> {
     drop(null);
     sys::close_all_except(ctl.as_raw_fd()).map_err(fail("close inherited descriptors", ""))?;
 
+    // 7b. The only way out: a listener on the sandbox's loopback whose socket
+    //     goes to the supervisor (the host proxy accepts on it). Bound here,
+    //     after the descriptor sweep and before seccomp; being bound, the
+    //     port cannot be taken by anything inside.
+    let listener = match cfg.proxy_port {
+        Some(port) => Some(
+            std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+                .map_err(fail("listen for the egress proxy", "127.0.0.1"))?,
+        ),
+        None => None,
+    };
+
     // 8. Resource limits that are per process (file size, core dumps; memory
     //    and process count when no cgroup could be used).
     for (res, value) in cfg.rlimits {
@@ -149,7 +169,8 @@ fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<(), StepError> {
 
     // 12. Check from inside that the kernel sees what we meant.
     let status = std::fs::read_to_string("/proc/self/status").map_err(fail("read", "/proc/self/status"))?;
-    caps::verify(&status).map_err(|e| fail("verify restrictions", "/proc/self/status")(io::Error::other(e)))
+    caps::verify(&status).map_err(|e| fail("verify restrictions", "/proc/self/status")(io::Error::other(e)))?;
+    Ok(listener)
 }
 
 /// Serve exec requests until the supervisor goes away. Returns the exit code.

@@ -38,6 +38,7 @@ pub fn apply(ops: &[MountOp]) -> Result<Status, String> {
                 rules.push((path, if *dir { access } else { access & AccessFs::from_file(ABI_WANTED) }));
             }
             MountOp::Tmpfs { path, .. } | MountOp::Overlay { path } => rules.push((path, all)),
+            MountOp::File { dst, .. } => rules.push((dst, read & AccessFs::from_file(ABI_WANTED))),
             MountOp::Proc => rules.push((Path::new("/proc"), read | AccessFs::WriteFile)),
             MountOp::Dev { .. } => {
                 rules.push((Path::new("/dev"), read | AccessFs::WriteFile | AccessFs::IoctlDev));

@@ -69,6 +69,18 @@ pub enum MountOp {
     MaskFile(PathBuf),
     /// Re-bind a path inside a writable bind read-only.
     Protect(PathBuf),
+    /// Bind the host file `src` read-only at `dst` (the egress CA bundle);
+    /// a missing parent of `dst` is made in the sandbox's root when no bind
+    /// covers it.
+    File {
+        /// Host file.
+        src: PathBuf,
+        /// Path inside the sandbox.
+        dst: PathBuf,
+        /// Attach a detached copy the supervisor made (host root: init may
+        /// not be able to walk to `src`, e.g. through the 0700 state dir).
+        tree: bool,
+    },
     /// Hold the workspace's changes (`changes = "review"`): what is mounted
     /// at `path` becomes, read-only, the lower layer of an overlay mounted
     /// over it; the upper and work directories arrive from the supervisor as
@@ -227,6 +239,22 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
 
     // Masks and protections go on top of everything they might sit under.
     ops.extend(masks);
+    // The egress CA bundle: at its own path and over the system bundles
+    // that the sandbox can see (on top of the bind that shows them).
+    if let Some(bundle) = plan.network.as_ref().and_then(|n| n.ca_bundle.as_ref()) {
+        let src = fs::canonicalize(bundle).map_err(|source| PlanError::Io { path: bundle.clone(), source })?;
+        ops.push(MountOp::File { src: src.clone(), dst: PathBuf::from(clawcage_policy::SANDBOX_CA_FILE), tree: false });
+        for system in clawcage_policy::SYSTEM_CA_BUNDLES {
+            let Ok(canon) = fs::canonicalize(system) else { continue };
+            let visible = binds.iter().any(|(b, _)| canon.starts_with(b)) && !is_denied(&canon);
+            if visible && fs::metadata(&canon).is_ok_and(|m| m.is_file()) {
+                let op = MountOp::File { src: src.clone(), dst: canon, tree: false };
+                if !ops.contains(&op) {
+                    ops.push(op);
+                }
+            }
+        }
+    }
     // Parents first: a protect mount made after one below it would hide it.
     protect.sort_by_key(|p| depth(p));
     for p in protect {
@@ -488,6 +516,39 @@ mod tests {
         pin_ancestors(&mut ops, &binds, Path::new("/usr/x/y"));
         pin_ancestors(&mut ops, &binds, Path::new("/ws/top"));
         assert_eq!(ops, vec![MountOp::Pin("/ws/a".into()), MountOp::Pin("/ws/a/b".into())]);
+    }
+
+    #[test]
+    fn the_ca_bundle_is_bound_at_its_path_and_over_visible_system_bundles() {
+        let root = std::env::temp_dir().join(format!("clawcage-mountplan-ca-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("ws")).unwrap();
+        let bundle = root.join("bundle.pem");
+        fs::write(&bundle, "pem").unwrap();
+        let policy = clawcage_policy::parse_str("[network]\nallow = [\"a.test\"]\n", "p.toml").unwrap();
+        let ctx = clawcage_policy::Context {
+            workspace: root.join("ws"),
+            host_home: root.clone(),
+            host_env: Default::default(),
+            extra_env: vec![],
+            default_changes: clawcage_policy::Changes::Direct,
+        };
+        let mut plan = clawcage_policy::plan(&policy, &ctx);
+        plan.set_ca_bundle(bundle.clone());
+        let ops = resolve(&plan, false, false).unwrap();
+        let files: Vec<(&PathBuf, &PathBuf)> = ops
+            .iter()
+            .filter_map(|o| if let MountOp::File { src, dst, .. } = o { Some((src, dst)) } else { None })
+            .collect();
+        assert!(files.contains(&(&bundle, &PathBuf::from(clawcage_policy::SANDBOX_CA_FILE))), "{files:?}");
+        let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
+        if let Ok(canon) = fs::canonicalize(system) {
+            assert!(files.contains(&(&bundle, &canon)), "the default profile shows /etc: {files:?}");
+        }
+        // No network, no bundle.
+        plan.network = None;
+        assert!(!resolve(&plan, false, false).unwrap().iter().any(|o| matches!(o, MountOp::File { .. })));
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]

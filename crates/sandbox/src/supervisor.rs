@@ -42,6 +42,8 @@ pub struct Sandbox {
     /// Bytes the last command wrote to stdout and stderr.
     last_output: [u64; 2],
     stopped: bool,
+    /// The egress listener init made inside the network namespace.
+    proxy_listener: Option<OwnedFd>,
 }
 
 /// Who the sandbox's root is on the host.
@@ -66,7 +68,12 @@ impl Sandbox {
         let id = identity(plan)?;
 
         // 2. Everything that needs the host's view of the filesystem.
-        let ops = mountplan::resolve(plan, opts.tty, id.idmap)?;
+        let mut ops = mountplan::resolve(plan, opts.tty, id.idmap)?;
+        for op in &mut ops {
+            if let MountOp::File { tree, .. } = op {
+                *tree = !id.unprivileged;
+            }
+        }
 
         // 3. The seccomp filter, compiled before the clone (it is data).
         let filter =
@@ -99,6 +106,7 @@ impl Sandbox {
             rlimits: &rlimits,
             clear_groups: !id.unprivileged,
             allow_missing_landlock: allow("landlock"),
+            proxy_port: plan.network.as_ref().map(|n| n.proxy_port),
             cgroup_tasks: entry.as_ref().map_or(&[], |e| e.tasks.as_slice()),
         };
         let mut moved_in = true;
@@ -134,6 +142,7 @@ impl Sandbox {
             next_id: 1,
             last_output: [0; 2],
             stopped: false,
+            proxy_listener: None,
         };
 
         // 7. From outside: the uid/gid maps (and cgroups where clone3 is
@@ -150,12 +159,29 @@ impl Sandbox {
         drop(fds);
 
         // 8. Init applies the rest and checks it from inside.
+        let mut sb = sb;
         match proto::recv::<Reply>(sb.ctl.as_fd()) {
-            Ok(Some((Reply::Ready, _))) => Ok(sb),
+            Ok(Some((Reply::Ready, mut fds))) => {
+                if plan.network.is_some() {
+                    let fd = fds.pop().ok_or_else(|| SandboxError::Setup {
+                        step: "listen for the egress proxy".into(),
+                        detail: "init sent no listener".into(),
+                    })?;
+                    sb.proxy_listener = Some(fd);
+                }
+                Ok(sb)
+            }
             Ok(Some((Reply::SetupFailed { step, detail }, _))) => Err(SandboxError::Setup { step, detail }),
             Ok(other) => Err(SandboxError::Gone(format!("unexpected reply during setup: {other:?}"))),
             Err(e) => Err(SandboxError::Gone(e.to_string())),
         }
+    }
+
+    /// The listening socket on `127.0.0.1:PROXY_PORT` inside the sandbox's
+    /// network namespace (when the plan has network), for the egress proxy
+    /// to accept on. Taken once; later calls return `None`.
+    pub fn take_proxy_listener(&mut self) -> Option<std::net::TcpListener> {
+        self.proxy_listener.take().map(std::net::TcpListener::from)
     }
 
     /// Which mechanism enforces the limits of this sandbox.
@@ -327,7 +353,8 @@ fn write_maps(pid: Pid, id: &Identity) -> Result<(), SandboxError> {
 /// The descriptors init's mount steps need, in the order of those steps:
 /// for each bind marked `idmap`, an idmapped copy made with init's user
 /// namespace (host root's files appear owned by the sandbox's root); for the
-/// overlay, its upper and work directories.
+/// overlay, its upper and work directories; for each file bind marked
+/// `tree`, a plain detached copy of the file.
 fn op_fds(pid: Pid, ops: &[MountOp], plan: &Plan, id: &Identity) -> Result<Vec<OwnedFd>, SandboxError> {
     let mut fds = Vec::new();
     let mut userns = None;
@@ -342,6 +369,11 @@ fn op_fds(pid: Pid, ops: &[MountOp], plan: &Plan, id: &Identity) -> Result<Vec<O
                 if let Some(ns) = &userns {
                     fds.push(idmapped_tree(path, ns)?);
                 }
+            }
+            MountOp::File { src, tree: true, .. } => {
+                fds.push(
+                    sys::open_tree_clone(src).map_err(SandboxError::host(format!("open_tree {}", src.display())))?,
+                );
             }
             MountOp::Overlay { .. } => {
                 let layers = plan

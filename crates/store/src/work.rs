@@ -368,6 +368,89 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Create a task and queue it in `conversation`, in one transaction (a
+    /// crash leaves either both or neither: no `queued` task outside the queue).
+    pub fn create_queued_task(&self, new: &NewTask, conversation: Option<&str>, not_before_ms: i64) -> Result<Task> {
+        let now = time::now_ms();
+        let mut new = new.clone();
+        new.status = crate::TaskStatus::Queued;
+        let id = self.write_checked("create queued task", |tx| {
+            let id = self.insert_task(tx, &new, now)?;
+            tx.execute(
+                "INSERT INTO queue (task_id, enqueued_ms, not_before_ms, conversation) VALUES (?1, ?2, ?3, ?4)",
+                params![id, now, not_before_ms, conversation],
+            )
+            .map_err(self.db("create queued task"))?;
+            Ok(id)
+        })?;
+        self.task(&id)
+    }
+
+    /// `owner` is done with `task`: set its final status and detail and take
+    /// it off the queue, in one transaction (a crash cannot leave a finished
+    /// task in the queue to be claimed again). `false` (and nothing changed)
+    /// if `owner` held no lease on it.
+    pub fn finish_claimed(
+        &self,
+        task: &str,
+        owner: &str,
+        status: crate::TaskStatus,
+        detail: Option<&str>,
+    ) -> Result<bool> {
+        let now = time::now_ms();
+        self.write("finish task", |tx| {
+            let n = tx.execute("DELETE FROM queue WHERE task_id = ?1 AND lease_owner = ?2", params![task, owner])?;
+            if n == 1 {
+                tx.execute(
+                    "UPDATE tasks SET status = ?2, detail = ?3, updated_ms = ?4 WHERE id = ?1",
+                    params![task, status.as_str(), detail, now],
+                )?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// Take a queued task that nobody holds off the queue and mark it
+    /// `cancelled`; `false` if it is not waiting in the queue (running,
+    /// leased, or done).
+    pub fn cancel_waiting(&self, task: &str, detail: &str, now_ms: i64) -> Result<bool> {
+        self.write("cancel waiting task", |tx| {
+            let n = tx.execute(
+                "DELETE FROM queue WHERE task_id = ?1 AND (lease_until_ms IS NULL OR lease_until_ms <= ?2)",
+                params![task, now_ms],
+            )?;
+            if n == 1 {
+                tx.execute(
+                    "UPDATE tasks SET status = 'cancelled', detail = ?2, updated_ms = ?3 WHERE id = ?1",
+                    params![task, detail, now_ms],
+                )?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// The conversation `task` was queued in, while it is in the queue.
+    pub fn queued_conversation(&self, task: &str) -> Result<Option<String>> {
+        self.conn()
+            .query_row("SELECT conversation FROM queue WHERE task_id = ?1", [task], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.db("queued conversation"))
+    }
+
+    /// How many tasks have each status.
+    pub fn count_tasks_by_status(&self) -> Result<Vec<(String, u64)>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT status, count(*) FROM tasks GROUP BY status ORDER BY status")
+            .map_err(self.db("count tasks"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.db("count tasks"))?;
+        Ok(rows)
+    }
+
     /// How many tasks are in the queue: `(waiting, leased)` at `now_ms`.
     pub fn queue_depth(&self, now_ms: i64) -> Result<(u64, u64)> {
         self.conn()

@@ -230,3 +230,24 @@ fn schedules_are_listed_and_deleted() {
     assert_eq!(s.list_schedules().unwrap().len(), 1);
     assert!(s.find_task(&fired[0].task.id).unwrap().is_some(), "deleting a schedule deleted its tasks");
 }
+
+#[test]
+fn tasks_are_created_queued_finished_and_cancelled_atomically() {
+    let t = Tmp::new("atomic");
+    let s = Store::open(&t.db()).unwrap();
+    let a = s.create_queued_task(&NewTask::new(TaskKind::Agent, "a"), Some("api:x"), 0).unwrap();
+    let b = s.create_queued_task(&NewTask::new(TaskKind::Agent, "b"), None, 0).unwrap();
+    assert_eq!(a.status, TaskStatus::Queued);
+    assert_eq!(s.queue_depth(0).unwrap(), (2, 0));
+    let c = s.claim_next("w", 10, 1_000).unwrap().unwrap();
+    assert_eq!((c.task.id.as_str(), c.conversation.as_deref()), (a.id.as_str(), Some("api:x")));
+    assert!(!s.cancel_waiting(&a.id, "no", 10).unwrap(), "a running task was cancelled as waiting");
+    assert!(!s.finish_claimed(&a.id, "other", TaskStatus::Succeeded, None).unwrap());
+    assert!(s.finish_claimed(&a.id, "w", TaskStatus::Succeeded, Some("done")).unwrap());
+    assert_eq!(s.task(&a.id).unwrap().detail.as_deref(), Some("done"));
+    assert!(s.cancel_waiting(&b.id, "cancelled by alice", 10).unwrap());
+    assert_eq!(s.task(&b.id).unwrap().status, TaskStatus::Cancelled);
+    assert_eq!(s.queue_depth(10).unwrap(), (0, 0));
+    let counts = s.count_tasks_by_status().unwrap();
+    assert_eq!(counts, [("cancelled".to_string(), 1), ("succeeded".to_string(), 1)]);
+}

@@ -1,0 +1,404 @@
+//! One `clawcage agent` run, start to end: the task row (new or resumed),
+//! the sandbox helper, the audit trail, the loop on a tokio runtime, Ctrl-C,
+//! and the final status. The CLI only parses arguments and calls [`run`].
+
+use crate::audit::AuditSink;
+use crate::conversation::{Block, Turn};
+use crate::gate::ToolGate;
+use crate::prompt::system_prompt;
+use crate::provider::{Provider, ProviderConfig, RetryPolicy};
+use crate::runner::{self, cancellation, Ending, Limits, SandboxHandle, Session, Ui};
+use clawcage_policy::{Changes, Context, Event, EventSink, Policy};
+use clawcage_sandbox::helper::Client;
+use clawcage_store::audit::{AuditLog, SigningKey};
+use clawcage_store::{NewTask, Role, StatePaths, Store, TaskKind, TaskStatus};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The program (and arguments) that serves as the sandbox helper: the
+/// `clawcage` binary itself with `__sandbox-helper`.
+#[derive(Debug, Clone)]
+pub struct HelperCommand {
+    /// Program path.
+    pub program: PathBuf,
+    /// Arguments.
+    pub args: Vec<String>,
+}
+
+/// Everything one run needs.
+pub struct AgentOptions {
+    /// The effective policy.
+    pub policy: Policy,
+    /// Workspace; `None`: the resumed task's, else the current directory.
+    pub workspace: Option<PathBuf>,
+    /// `provider:model`; `None`: the resumed task's, else `CLAWCAGE_MODEL`.
+    pub model: Option<String>,
+    /// The user's prompt.
+    pub prompt: String,
+    /// Continue this task.
+    pub resume: Option<String>,
+    /// Limits of this run.
+    pub limits: Limits,
+    /// The sandbox helper.
+    pub helper: HelperCommand,
+    /// The host environment (API keys, base URLs, `[env] pass`).
+    pub env: BTreeMap<String, String>,
+    /// The invoking user's home (for `~/` in the policy).
+    pub host_home: PathBuf,
+    /// The approvals hook.
+    pub gate: Arc<dyn ToolGate>,
+    /// Retry policy override (tests shorten it).
+    pub retry: Option<RetryPolicy>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentReport {
+    /// The task.
+    pub task: String,
+    /// Its status now.
+    pub status: TaskStatus,
+    /// Why (one line).
+    pub detail: String,
+}
+
+/// Why a run could not start or broke (the CLI exits 125).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Bad input: model spec, missing key, unknown task, workspace.
+    #[error("{0}")]
+    Input(String),
+    /// The state directory, store or audit log.
+    #[error("{0}")]
+    State(String),
+    /// The sandbox could not be started.
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    /// The run broke (store or audit failure, sandbox gone).
+    #[error("task {task}: {source}")]
+    Run {
+        /// The task.
+        task: String,
+        /// What broke.
+        source: Box<runner::RunError>,
+    },
+}
+
+fn state<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> AgentError {
+    move |e| AgentError::State(format!("{what}: {e}"))
+}
+
+/// Run (or resume) a task. Call it from the main thread: the sandbox
+/// helper dies with the thread that starts it.
+pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentError> {
+    let paths = StatePaths::from_env().map_err(state("state directory"))?;
+    let key = SigningKey::from_env().map_err(state("audit signing key"))?;
+    let log = Arc::new(AuditLog::open(&paths, key).map_err(state("audit log"))?);
+    let store = Store::open(&paths.db).map_err(state("store"))?;
+
+    // Which task, workspace and model.
+    let resumed = match &opts.resume {
+        Some(id) => {
+            let t = store
+                .find_task(id)
+                .map_err(state("store"))?
+                .ok_or_else(|| AgentError::Input(format!("--resume {id}: no such task")))?;
+            if t.kind != TaskKind::Agent {
+                return Err(AgentError::Input(format!("--resume {id}: a {} task, not an agent task", t.kind)));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let workspace = match (&opts.workspace, resumed.as_ref().and_then(|t| t.workspace.clone())) {
+        (Some(w), _) => w.clone(),
+        (None, Some(w)) => PathBuf::from(w),
+        (None, None) => std::env::current_dir().map_err(|e| AgentError::Input(format!("current directory: {e}")))?,
+    };
+    let workspace = std::fs::canonicalize(&workspace)
+        .map_err(|e| AgentError::Input(format!("workspace {}: {e}", workspace.display())))?;
+    if let Some(t) = &resumed {
+        if let Some(w) = &t.workspace {
+            if std::path::Path::new(w) != workspace {
+                return Err(AgentError::Input(format!(
+                    "--resume {}: the task's workspace is {w}, not {}",
+                    t.id,
+                    workspace.display()
+                )));
+            }
+        }
+    }
+    let model = opts
+        .model
+        .clone()
+        .or_else(|| resumed.as_ref().and_then(|t| t.model.clone()))
+        .or_else(|| opts.env.get("CLAWCAGE_MODEL").cloned())
+        .ok_or_else(|| AgentError::Input("--model is required (e.g. anthropic:claude-sonnet-4-5, openai:gpt-4o, ollama:llama3), or set CLAWCAGE_MODEL".into()))?;
+    let env = opts.env.clone();
+    let mut cfg = ProviderConfig::from_spec(&model, &move |k| env.get(k).cloned())
+        .map_err(|e| AgentError::Input(e.to_string()))?;
+    if let Some(r) = &opts.retry {
+        cfg.retry = r.clone();
+    }
+    let provider = Provider::new(cfg).map_err(|e| AgentError::Input(e.to_string()))?;
+
+    // The plan. The model API key lives here, on the host: nothing of the
+    // host environment reaches the sandbox but what `[env] pass` names.
+    // Agent tasks hold their changes for review unless the policy says direct.
+    let ctx = Context {
+        workspace: workspace.clone(),
+        host_home: opts.host_home.clone(),
+        host_env: opts.env.clone(),
+        extra_env: vec![],
+        default_changes: Changes::Review,
+    };
+    let mut plan = clawcage_policy::plan(&opts.policy, &ctx);
+    let policy_hash = clawcage_store::sha256_hex(opts.policy.to_toml().as_bytes());
+    let system = system_prompt(&opts.policy, &plan);
+
+    // The task row and the conversation so far.
+    let (task, mut turns) = match &resumed {
+        Some(t) => {
+            let (mut turns, repair) = runner::turns_from_store(&store, &t.id)
+                .map_err(|source| AgentError::Run { task: t.id.clone(), source: Box::new(source) })?;
+            if let Some(r) = repair {
+                store.append_message(&t.id, Role::Tool, &runner::turn_json(&r)).map_err(state("store"))?;
+                turns.push(r);
+            }
+            if t.policy_hash.as_deref() != Some(policy_hash.as_str()) {
+                ui.notice("note: the policy differs from the one this task started with; the new one applies");
+            }
+            store.set_task_status(&t.id, TaskStatus::Running, Some("resumed")).map_err(state("store"))?;
+            (t.id.clone(), turns)
+        }
+        None => {
+            let mut new = NewTask::new(TaskKind::Agent, opts.prompt.clone());
+            new.workspace = Some(workspace.display().to_string());
+            new.policy_hash = Some(policy_hash.clone());
+            new.model = Some(provider.config().spec());
+            new.status = TaskStatus::Running;
+            let t = store.create_task(&new).map_err(state("store"))?;
+            store
+                .append_message(&t.id, Role::System, &json!({ "content": [{ "type": "text", "text": system }] }))
+                .map_err(state("store"))?;
+            (t.id, Vec::new())
+        }
+    };
+    // The new prompt; after tool results it joins their turn (the APIs want
+    // user and assistant turns to alternate).
+    let user = Turn::user_text(opts.prompt.clone());
+    store.append_message(&task, Role::User, &runner::turn_json(&user)).map_err(state("store"))?;
+    match turns.last_mut() {
+        Some(last) if last.role == crate::conversation::Speaker::User => {
+            last.content.push(Block::Text { text: opts.prompt.clone() })
+        }
+        _ => turns.push(user),
+    }
+    ui.notice(&format!("task {task} ({}, workspace {})", provider.config().spec(), workspace.display()));
+
+    let sink = AuditSink::new(log, Some(task.clone()));
+    let fail = |detail: String| {
+        let _ = sink.append("task_end", json!({ "status": "failed", "detail": detail }));
+        let _ = store.set_task_status(&task, TaskStatus::Failed, Some(&detail));
+    };
+    if let Err(e) = sink.append("task_start", json!({ "kind": "agent", "model": provider.config().spec(), "resumed": resumed.is_some(), "policy_hash": policy_hash })) {
+        fail(format!("audit log: {e}"));
+        return Err(AgentError::State(format!("audit log: {e}")));
+    }
+
+    // Reviewed changes: the task's overlay layers, made once and reused on
+    // resume, so a resumed task sees the workspace as it left it.
+    let held = match plan.direct_changes {
+        true => None,
+        false => match hold(&paths, &task, &opts.policy, &workspace, resumed.is_some()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                fail(format!("review: {e}"));
+                return Err(AgentError::State(format!("review: {e}")));
+            }
+        },
+    };
+    plan.review = held.as_ref().map(|h| h.layers());
+
+    // The sandbox, in its helper process, started from this (main) thread.
+    let args: Vec<&str> = opts.helper.args.iter().map(String::as_str).collect();
+    let client = match Client::spawn(&opts.helper.program, &args, &plan, false) {
+        Ok(c) => c,
+        Err(e) => {
+            fail(format!("sandbox start: {e}"));
+            return Err(AgentError::Sandbox(e.to_string()));
+        }
+    };
+    let limits_mechanism = client.limits_mechanism().to_string();
+    let sandbox = SandboxHandle::new(client);
+    if let Err(e) = sink.record(&Event::SandboxStart {
+        sandbox: task.clone(),
+        policy_hash: policy_hash.clone(),
+        backend: "ns".into(),
+        limits: limits_mechanism,
+    }) {
+        sandbox.kill();
+        let _ = sandbox.stop();
+        fail(format!("audit log: {e}"));
+        return Err(AgentError::State(format!("audit log: {e}")));
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| AgentError::State(format!("tokio runtime: {e}")))?;
+    let mut session = Session {
+        task: task.clone(),
+        provider: &provider,
+        sandbox: sandbox.clone(),
+        store: &store,
+        sink: sink.clone(),
+        gate: opts.gate.clone(),
+        limits: opts.limits,
+        system,
+        turns,
+        workspace: workspace.clone(),
+        policy_timeout: plan.limits.timeout_ms.map(std::time::Duration::from_millis),
+        output_limit: plan.limits.output,
+        network: !opts.policy.network.allow.is_empty(),
+        execs: 0,
+    };
+    let result = rt.block_on(async {
+        let (canceller, rx) = cancellation();
+        let signals = tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            canceller.cancel();
+        });
+        let r = session.run(ui, rx).await;
+        signals.abort();
+        r
+    });
+    drop(rt);
+
+    // The sandbox goes first, then its record, then the task's status.
+    let stopped = sandbox.stop();
+    if let Err(e) = &stopped {
+        // After a kill the helper is gone already: the sandbox with it.
+        if !matches!(result, Ok(Ending::Cancelled) | Ok(Ending::Limit(_))) {
+            ui.notice(&format!("sandbox stop: {e}"));
+        }
+    }
+    let _ = sink.record(&Event::SandboxStop { sandbox: task.clone() });
+    let ending = match result {
+        Ok(e) => e,
+        Err(source) => {
+            fail(source.to_string());
+            return Err(AgentError::Run { task, source: Box::new(source) });
+        }
+    };
+    let (status, detail) = match ending {
+        Ending::Done => (TaskStatus::Succeeded, "the model finished".to_string()),
+        Ending::Limit(why) => (TaskStatus::Failed, why),
+        Ending::Cancelled => (TaskStatus::Cancelled, "cancelled (interrupt)".to_string()),
+        Ending::Failed(why) => (TaskStatus::Failed, why),
+    };
+    if let Some(h) = &held {
+        report_held(&sink, h, &task, ui);
+    }
+    let _ = sink.append("task_end", json!({ "status": status.as_str(), "detail": detail }));
+    store.set_task_status(&task, status, Some(&detail)).map_err(state("store"))?;
+    Ok(AgentReport { task, status, detail })
+}
+
+/// The review directory of `task`: created for a new task, opened again on
+/// resume (the same upper layer: the same workspace state).
+fn hold(
+    paths: &StatePaths,
+    task: &str,
+    policy: &Policy,
+    workspace: &std::path::Path,
+    resumed: bool,
+) -> Result<clawcage_review::ReviewDir, String> {
+    let dir = clawcage_review::task_dir(&paths.dir, task).map_err(|e| e.to_string())?;
+    if dir.starts_with(workspace) {
+        return Err(format!(
+            "the state directory {} is inside the workspace {}: reviewed changes cannot be held there",
+            paths.dir.display(),
+            workspace.display()
+        ));
+    }
+    if resumed && dir.join("review.json").exists() {
+        return clawcage_review::ReviewDir::open(&dir).map_err(|e| e.to_string());
+    }
+    let protect = clawcage_review::protect_for(policy, workspace);
+    let mut held = clawcage_review::ReviewDir::create(&dir, workspace, protect).map_err(|e| e.to_string())?;
+    held.set_write_approvals(&policy.approvals).map_err(|e| e.to_string())?;
+    Ok(held)
+}
+
+/// Record the held changes and tell the person how to review them.
+fn report_held(sink: &AuditSink, held: &clawcage_review::ReviewDir, task: &str, ui: &mut dyn Ui) {
+    match held.changes() {
+        Ok(changes) => {
+            let _ = sink.append("file_changes", clawcage_review::summary_json(&changes));
+            ui.notice(&format!("{} held for review in task {task}", clawcage_review::diff::summary(&changes)));
+            if !changes.is_empty() {
+                ui.notice(&format!(
+                    "see `clawcage diff {task}`, then `clawcage apply {task}` or `clawcage discard {task}`"
+                ));
+            }
+        }
+        Err(e) => ui.notice(&format!("reading the held changes: {e}")),
+    }
+}
+
+/// The terminal: model text streams to stdout as it arrives; each tool call
+/// is one line there too; notices go to stderr.
+#[derive(Debug, Default)]
+pub struct TerminalUi {
+    at_line_start: bool,
+}
+
+impl TerminalUi {
+    /// A terminal UI.
+    pub fn new() -> TerminalUi {
+        TerminalUi { at_line_start: true }
+    }
+
+    fn line(&mut self, s: &str) {
+        let mut out = std::io::stdout().lock();
+        if !self.at_line_start {
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
+        self.at_line_start = true;
+    }
+}
+
+impl Ui for TerminalUi {
+    fn text(&mut self, delta: &str) {
+        if delta.is_empty() || (delta == "\n" && self.at_line_start) {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(delta.as_bytes());
+        let _ = out.flush();
+        self.at_line_start = delta.ends_with('\n');
+    }
+    fn notice(&mut self, line: &str) {
+        eprintln!("clawcage: {line}");
+    }
+    fn tool_start(&mut self, tool: &str, what: &str) {
+        self.line(&format!("> {tool} {what}"));
+    }
+    fn tool_end(&mut self, _tool: &str, summary: &str, ok: bool) {
+        self.line(&format!("  {} {summary}", if ok { "ok:" } else { "failed:" }));
+    }
+}

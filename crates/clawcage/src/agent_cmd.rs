@@ -1,0 +1,48 @@
+//! `clawcage agent`: wiring only. The run itself is `clawcage_agent::task::run`.
+
+use anyhow::{Context as _, Result};
+use clawcage_agent::gate::AllowAll;
+use clawcage_agent::runner::Limits;
+use clawcage_agent::task::{AgentOptions, HelperCommand, TerminalUi};
+use clawcage_store::TaskStatus;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit status of a cancelled task (as a shell reports SIGINT).
+const EXIT_CANCELLED: u8 = 130;
+
+/// Run `agent`: 0 when the task succeeded, 1 when it failed (a limit, the
+/// model API), 130 when cancelled, 125 when clawcage could not run it.
+pub fn agent(
+    policy: Option<&Path>,
+    workspace: Option<PathBuf>,
+    model: Option<String>,
+    limits: Limits,
+    resume: Option<String>,
+    prompt: String,
+) -> Result<ExitCode> {
+    let policy = crate::load_policy(policy)?;
+    let program = std::env::current_exe().context("path of the clawcage binary")?;
+    let opts = AgentOptions {
+        policy,
+        workspace,
+        model,
+        prompt,
+        resume,
+        limits,
+        helper: HelperCommand { program, args: vec!["__sandbox-helper".into()] },
+        env: std::env::vars().collect(),
+        host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
+        gate: Arc::new(AllowAll),
+        retry: None,
+    };
+    let mut ui = TerminalUi::new();
+    let report = clawcage_agent::task::run(opts, &mut ui)?;
+    eprintln!("clawcage: task {} {}: {}", report.task, report.status, report.detail);
+    Ok(match report.status {
+        TaskStatus::Succeeded => ExitCode::SUCCESS,
+        TaskStatus::Cancelled => ExitCode::from(EXIT_CANCELLED),
+        _ => ExitCode::from(1),
+    })
+}

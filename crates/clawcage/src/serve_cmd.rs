@@ -1,0 +1,104 @@
+//! `clawcage serve` and `clawcage schedule add|list|rm`: wiring to
+//! clawcage-server.
+
+use anyhow::{bail, Result};
+use clawcage_server::schedule::{self, NewScheduleRequest};
+use clawcage_store::{StatePaths, Store};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// `serve [--config F] [--check-config]`.
+pub fn serve(config: &Path, check: bool) -> Result<ExitCode> {
+    let cfg = clawcage_server::config::load(config)?;
+    if check {
+        println!("ok: {}", config.display());
+        println!("listen {} (concurrency {})", cfg.server.listen, cfg.server.concurrency);
+        for g in cfg.groups.values() {
+            let model = g.model.as_deref().unwrap_or("(agent default)");
+            println!(
+                "group {}: policy {}, workspace {}, model {model}",
+                g.name,
+                g.policy_file.display(),
+                g.workspace.display()
+            );
+        }
+        for (name, r) in &cfg.roles {
+            println!("role {name}: {} member(s)", r.members.len());
+        }
+        let ch = &cfg.channels;
+        for (name, on) in
+            [("telegram", ch.telegram.is_some()), ("slack", ch.slack.is_some()), ("discord", ch.discord.is_some())]
+        {
+            if on {
+                println!("channel {name}");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    init_logs();
+    // Fail closed: no task may be accepted that nothing can run.
+    bail!(
+        "{}: this build has no agent task runtime to run tasks with (crates/agent has no task loop yet); \
+         `--check-config` validates the config",
+        config.display()
+    )
+}
+
+/// JSON logs on stderr, filtered by RUST_LOG (default info).
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// `schedule add`.
+pub fn schedule_add(
+    config: &Path,
+    group: String,
+    cron: Option<String>,
+    at: Option<String>,
+    prompt: String,
+) -> Result<ExitCode> {
+    let cfg = clawcage_server::config::load(config)?;
+    let paths = StatePaths::from_env()?;
+    let s = schedule::add_now(&cfg, &paths, &NewScheduleRequest { group, prompt, cron, at }).map_err(|e| match e {
+        schedule::ScheduleCliError::Invalid { field, message } => {
+            let flag = if field == "prompt" { "PROMPT".to_string() } else { format!("--{field}") };
+            anyhow::anyhow!("{flag}: {message}")
+        }
+        e => e.into(),
+    })?;
+    let next = s.next_due_ms.map(clawcage_store::time::rfc3339_secs).unwrap_or_else(|| "never".into());
+    println!("{}  next {next}", s.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `schedule list`.
+pub fn schedule_list() -> Result<ExitCode> {
+    let paths = StatePaths::from_env()?;
+    if !paths.db.exists() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = Store::open(&paths.db)?;
+    for s in store.list_schedules()? {
+        let next = s.next_due_ms.map(clawcage_store::time::rfc3339_secs).unwrap_or_else(|| "never".into());
+        let on = if s.enabled { "on " } else { "off" };
+        println!(
+            "{}  {on}  {:<5} {:<20} {:<10} next {next}  {}",
+            s.id,
+            s.kind.as_str(),
+            s.spec,
+            s.group.as_deref().unwrap_or("-"),
+            s.title.lines().next().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `schedule rm ID`.
+pub fn schedule_rm(id: &str) -> Result<ExitCode> {
+    let paths = StatePaths::from_env()?;
+    schedule::remove_now(&paths, id)?;
+    println!("removed {id}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,193 @@
+//! The proxy driven directly (no sandbox), for what needs a configurable
+//! part: a rebinding resolver, a sink that fails, the unlisted-host hook,
+//! and the connection and byte limits. Real servers on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use clawcage_egress::{Config, Lookup, Proxy, ProxyHandle, Resolve, SecretTable, Target, UnlistedHost, Verdict};
+use clawcage_policy::event::Decision;
+use clawcage_policy::event::MemorySink;
+use clawcage_policy::{Event, EventSink, SinkError};
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An origin on `addr:port` that counts connections and answers every
+/// request with `origin=<addr>` or, for `/big`, 100 000 bytes.
+fn origin(addr: &str, port: u16) -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind((addr, port)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (h, name) = (hits.clone(), addr.to_string());
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            h.fetch_add(1, Ordering::SeqCst);
+            let name = name.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = if head.starts_with(b"GET /big") {
+                    vec![b'x'; 100_000]
+                } else {
+                    format!("origin={name}").into_bytes()
+                };
+                let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = s.write_all(&body);
+            });
+        }
+    });
+    (port, hits)
+}
+
+/// Answers first 127.0.0.1, then 127.0.0.2, alternating: the DNS-rebinding attacker.
+struct Rebinding(AtomicUsize);
+
+impl Resolve for Rebinding {
+    fn resolve(&self, _: &str, _: u16) -> Lookup<'_> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        let ip: IpAddr = if n % 2 == 0 { "127.0.0.1" } else { "127.0.0.2" }.parse().unwrap();
+        Box::pin(async move { Ok(vec![ip]) })
+    }
+}
+
+struct Failing;
+
+impl EventSink for Failing {
+    fn record(&self, _: &Event) -> Result<(), SinkError> {
+        Err(SinkError("disk full".into()))
+    }
+}
+
+struct AskAlice;
+
+impl UnlistedHost for AskAlice {
+    fn decide(&self, t: &Target) -> Verdict {
+        if t.host_name() == "asked.test" {
+            Verdict::Allow("approved by alice".into())
+        } else {
+            Verdict::Deny
+        }
+    }
+}
+
+fn config(policy: &str) -> Config {
+    let policy = clawcage_policy::parse_str(policy, "test-policy.toml").unwrap();
+    Config::new(&policy, "sb", "test-policy.toml", SecretTable::default(), None).unwrap()
+}
+
+fn start(cfg: Config, sink: Arc<dyn EventSink>) -> (ProxyHandle, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (Proxy::spawn(cfg, l, sink).unwrap(), port)
+}
+
+/// One request through the proxy; returns the status code and body.
+fn get(proxy: u16, url: &str, host: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+}
+
+#[test]
+fn a_rebinding_resolver_cannot_move_the_connection_to_a_checked_out_address() {
+    let (port, good) = origin("127.0.0.1", 0);
+    let (_, evil) = origin("127.0.0.2", port);
+    let mut cfg = config(&format!("[network]\nallow = [\"rebind.test:{port}\"]\nallow_ips = [\"127.0.0.1\"]\n"));
+    let resolver = Arc::new(Rebinding(AtomicUsize::new(0)));
+    cfg.resolver = resolver.clone();
+    let sink = Arc::new(MemorySink::default());
+    let (proxy, pp) = start(cfg, sink.clone());
+    let url = format!("http://rebind.test:{port}/");
+    let host = format!("rebind.test:{port}");
+    // First lookup says 127.0.0.1 (allowed): the connection goes there, and
+    // only there — a second lookup would have said 127.0.0.2.
+    assert_eq!(get(pp, &url, &host), (200, "origin=127.0.0.1".to_string()));
+    // The next lookup says 127.0.0.2: refused, never connected.
+    let (code, body) = get(pp, &url, &host);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("127.0.0.2 is loopback"), "{body}");
+    proxy.shutdown();
+    assert_eq!(resolver.0.load(Ordering::SeqCst), 2, "one lookup per decision");
+    assert_eq!(good.load(Ordering::SeqCst), 1);
+    assert_eq!(evil.load(Ordering::SeqCst), 0, "the rebound address was never connected to");
+    let decisions: Vec<Decision> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| if let Event::Network { decision, .. } = e { Some(decision) } else { None })
+        .collect();
+    assert_eq!(decisions, [Decision::Allow, Decision::Deny]);
+}
+
+#[test]
+fn an_allow_that_cannot_be_recorded_is_a_deny() {
+    let (port, hits) = origin("127.0.0.1", 0);
+    let cfg = config(&format!(
+        "[network]\nallow = [\"ok.test:{port}\"]\nallow_ips = [\"127.0.0.1\"]\n[network.hosts]\n\"ok.test\" = \"127.0.0.1\"\n"
+    ));
+    let (proxy, pp) = start(cfg, Arc::new(Failing));
+    let (code, body) = get(pp, &format!("http://ok.test:{port}/"), &format!("ok.test:{port}"));
+    proxy.shutdown();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("could not be recorded") && body.contains("disk full"), "{body}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn the_unlisted_host_hook_decides_and_its_answer_is_recorded_as_the_rule() {
+    let (port, hits) = origin("127.0.0.1", 0);
+    let mut cfg = config(
+        "[network]\nallow_ips = [\"127.0.0.1\"]\n[network.hosts]\n\"asked.test\" = \"127.0.0.1\"\n\"other.test\" = \"127.0.0.1\"\n[approvals]\nnetwork = \"ask\"\n",
+    );
+    cfg.unlisted = Arc::new(AskAlice);
+    let sink = Arc::new(MemorySink::default());
+    let (proxy, pp) = start(cfg, sink.clone());
+    assert_eq!(get(pp, &format!("http://asked.test:{port}/"), &format!("asked.test:{port}")).0, 200);
+    assert_eq!(get(pp, &format!("http://other.test:{port}/"), &format!("other.test:{port}")).0, 403);
+    proxy.shutdown();
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    let rules: Vec<Option<String>> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| if let Event::Network { rule, .. } = e { Some(rule) } else { None })
+        .collect();
+    assert_eq!(rules, [Some("approved by alice".to_string()), None]);
+}
+
+#[test]
+fn connection_and_byte_limits_hold() {
+    let (port, _) = origin("127.0.0.1", 0);
+    let policy = format!(
+        "[network]\nallow = [\"ok.test:{port}\"]\nallow_ips = [\"127.0.0.1\"]\nmax_connections = 1\nmax_bytes = 20000\n\
+         [network.hosts]\n\"ok.test\" = \"127.0.0.1\"\n"
+    );
+    let (proxy, pp) = start(config(&policy), Arc::new(MemorySink::default()));
+    let (url, host) = (format!("http://ok.test:{port}/"), format!("ok.test:{port}"));
+    // One connection held open: a second one is refused.
+    let held = TcpStream::connect(("127.0.0.1", pp)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let (code, body) = get(pp, &url, &host);
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("max_connections = 1"), "{body}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(get(pp, &url, &host).0, 200, "the slot is free again");
+    // 100 000 bytes do not fit in 20 000: cut off, and then nothing more.
+    let (_, body) = get(pp, &format!("http://ok.test:{port}/big"), &host);
+    assert!(body.len() < 100_000, "got {} bytes", body.len());
+    let (code, body) = get(pp, &url, &host);
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("max_bytes = 20000"), "{body}");
+    proxy.shutdown();
+}
