@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Egress proxy overhead on loopback, in one run: small requests over
-# keep-alive and over new connections, and a bulk download (1 GiB), direct
+# keep-alive and over new connections, and bulk downloads (plain HTTP and a
+# CONNECT tunnel; 256 MiB x 5 rounds interleaved, medians, plus CPU s/GiB), direct
 # to a local origin and through the real proxy code (crates/egress), with
 # ratios and PASS/FAIL against the goals (<= 0.5 ms added per request,
-# >= 80% of direct throughput). BENCH_REQUESTS and BENCH_BYTES override.
+# >= 80% of direct throughput). BENCH_REQUESTS, BENCH_BYTES and BENCH_ROUNDS override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q --release -p clawcage-egress --example proxy_bench

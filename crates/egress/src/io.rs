@@ -22,7 +22,7 @@ impl Budget {
     }
 
     /// Count `n` bytes; `false` once the total is past the limit.
-    fn take(&self, n: usize) -> bool {
+    pub(crate) fn take(&self, n: usize) -> bool {
         let total = self.used.fetch_add(n as u64, Ordering::Relaxed).saturating_add(n as u64);
         match self.max {
             Some(max) if total > max => {
@@ -31,6 +31,11 @@ impl Budget {
             }
             _ => true,
         }
+    }
+
+    /// Bytes left before the limit (`None`: unlimited).
+    pub(crate) fn remaining(&self) -> Option<u64> {
+        self.max.map(|max| max.saturating_sub(self.used.load(Ordering::Relaxed)))
     }
 
     fn exhausted(&self) -> bool {
@@ -74,6 +79,11 @@ impl<T> Counted<T> {
     /// Wrap `inner`.
     pub fn new(inner: T, counters: Arc<Counters>, budget: Option<Arc<Budget>>) -> Counted<T> {
         Counted { inner, counters, budget }
+    }
+
+    /// The stream and its budget back (for a tunnel that counts by itself).
+    pub fn into_parts(self) -> (T, Option<Arc<Budget>>) {
+        (self.inner, self.budget)
     }
 }
 

@@ -35,6 +35,7 @@ mod proxy;
 pub mod rules;
 pub mod secrets;
 pub mod tls;
+mod tunnel;
 
 pub use host::{Host, Target};
 pub use proxy::{Proxy, ProxyHandle};

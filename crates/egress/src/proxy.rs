@@ -19,6 +19,7 @@ use crate::host::{parse_authority, Host, Target};
 use crate::io::{Budget, Counted, Counters};
 use crate::rules::check_address;
 use crate::secrets::Applied;
+use crate::tunnel::Tunnel;
 use crate::{Config, EgressError, SharedSink, Verdict};
 use bytes::Bytes;
 use clawcage_policy::event::{Decision, SecretAction};
@@ -373,10 +374,17 @@ impl State {
                 // records its own end.
                 st.terminate(&t, TokioIo::new(upgraded), (up, counters)).await;
             } else {
-                let mut client = TokioIo::new(upgraded);
-                let mut up = Counted::new(up, counters.clone(), None);
-                // 64 KiB buffers: bulk transfers move in fewer, larger steps.
-                let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, 1 << 16, 1 << 16).await;
+                // The client's own socket back from the HTTP layer: the
+                // tunnel splices between the two sockets.
+                match upgraded.downcast::<TokioIo<Counted<TcpStream>>>() {
+                    Ok(parts) => {
+                        let (client, budget) = parts.io.into_inner().into_parts();
+                        let tunnel =
+                            Tunnel { client, early: parts.read_buf, host: up, counters: counters.clone(), budget };
+                        let _ = tunnel.run().await;
+                    }
+                    Err(_) => st.log(&format!("tunnel to {t}: the client connection is not a TCP socket")),
+                }
                 st.end(&t, &counters).await;
             }
         });

@@ -191,3 +191,115 @@ fn connection_and_byte_limits_hold() {
     assert!(body.contains("max_bytes = 20000"), "{body}");
     proxy.shutdown();
 }
+
+/// An origin that echoes everything it reads, then closes once the client
+/// has finished sending.
+fn echo_origin() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = s.try_clone().unwrap();
+                let mut w = s;
+                let _ = std::io::copy(&mut r, &mut w);
+                let _ = w.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// CONNECT through the proxy, with `early` sent in the same write as the
+/// request (so the HTTP layer has read it before the tunnel starts).
+fn tunnel(proxy: u16, host: &str, early: &[u8]) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!("CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes();
+    req.extend_from_slice(early);
+    s.write_all(&req).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "proxy closed during the CONNECT answer");
+        head.push(b[0]);
+    }
+    (s, String::from_utf8_lossy(&head).into_owned())
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// The tunnel's `network_end` once it was recorded.
+fn tunnel_end(sink: &MemorySink) -> (u64, u64) {
+    for _ in 0..500 {
+        let end = sink.events().into_iter().find_map(|e| match e {
+            Event::NetworkEnd { bytes_sent, bytes_received, .. } => Some((bytes_sent, bytes_received)),
+            _ => None,
+        });
+        if let Some(end) = end {
+            return end;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no network_end recorded: {:?}", sink.events());
+}
+
+#[test]
+fn a_tunnel_moves_every_byte_both_ways_in_order_and_counts_them() {
+    let port = echo_origin();
+    let policy = format!(
+        "[network]\nallow = [\"echo.test:{port}\"]\nallow_ips = [\"127.0.0.1\"]\n[network.hosts]\n\"echo.test\" = \"127.0.0.1\"\n"
+    );
+    let sink = Arc::new(MemorySink::default());
+    let (proxy, pp) = start(config(&policy), sink.clone());
+    let data = pattern(3 << 20);
+    let (mut s, head) = tunnel(pp, &format!("echo.test:{port}"), &data[..1000]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut w = s.try_clone().unwrap();
+    let rest = data[1000..].to_vec();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&rest).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    assert_eq!(back.len(), data.len());
+    assert!(back == data, "the bytes came back changed or out of order");
+    let n = data.len() as u64;
+    assert_eq!(tunnel_end(&sink), (n, n), "sent and received as recorded");
+    proxy.shutdown();
+}
+
+#[test]
+fn the_byte_budget_cuts_a_tunnel_off() {
+    let port = echo_origin();
+    let policy = format!(
+        "[network]\nallow = [\"echo.test:{port}\"]\nallow_ips = [\"127.0.0.1\"]\nmax_bytes = 100000\n\
+         [network.hosts]\n\"echo.test\" = \"127.0.0.1\"\n"
+    );
+    let sink = Arc::new(MemorySink::default());
+    let (proxy, pp) = start(config(&policy), sink.clone());
+    let (mut s, head) = tunnel(pp, &format!("echo.test:{port}"), b"");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        // The proxy stops reading: the write fails or stalls once it is cut off.
+        let _ = w.write_all(&pattern(4 << 20));
+        let _ = w.shutdown(std::net::Shutdown::Write);
+    });
+    let mut back = Vec::new();
+    let _ = s.read_to_end(&mut back);
+    // Each direction asks for at most one byte past what is left.
+    assert!(back.len() <= 100_001, "{} bytes came back through a 100 000-byte budget", back.len());
+    drop(s);
+    writer.join().unwrap();
+    let (sent, received) = tunnel_end(&sink);
+    assert!(sent + received <= 2 * 100_001, "sent {sent} received {received}");
+    // Spent: the next connection is refused.
+    let (code, body) = get(pp, &format!("http://echo.test:{port}/"), &format!("echo.test:{port}"));
+    assert_eq!(code, 429, "{body}");
+    proxy.shutdown();
+}
