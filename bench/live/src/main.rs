@@ -63,7 +63,7 @@ fn main() -> Res<()> {
     for pid in children()? {
         let rss = kib(&format!("/proc/{pid}/status"), "VmRSS:")?;
         let pss = kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:")?;
-        // Init lives in a new pid namespace; anything else (none expected) does not.
+        // Init lives in a new pid namespace; anything else (the cgroup watcher) does not.
         if std::fs::read_link(format!("/proc/{pid}/ns/pid"))? != my_pidns {
             (n_init, init_rss, init_pss) = (n_init + 1, init_rss + rss, init_pss + pss);
         } else {

@@ -18,7 +18,7 @@ const MIB: usize = 1024 * 1024;
 
 /// Upper bound on one clawcage run in these tests (a hang detector).
 const HANG: Duration = Duration::from_secs(60);
-/// How long cleanup (kills, a slot's release) may take to show.
+/// How long cleanup (kills, the watcher's rmdir) may take to show.
 const SETTLE: Duration = Duration::from_secs(10);
 
 const BOMB_POLICY: &str = "[limits]\npids = 64\ntimeout = \"20s\"\n";
@@ -30,11 +30,11 @@ const CPU_POLICY: &str = "[limits]\ncpus = 0.5\ntimeout = \"20s\"\n";
 /// Every cgroup-backed limit, so that every hierarchy gets a group.
 const ALL_POLICY: &str = "[limits]\nmemory = \"256MiB\"\npids = 64\ncpus = 1.0\ntimeout = \"20s\"\n";
 
-/// After a run: no process of the sandbox marked `mark` remains, and the
-/// cgroup slot it had (`groups`, when known) is empty and free (bounded retries).
-fn assert_all_gone(mark: &str, groups: &[std::path::PathBuf]) {
+/// After a run: no process of the sandbox marked `mark` and no cgroup of the
+/// supervisor `pid` remains (bounded retries).
+fn assert_all_gone(mark: &str, pid: u32) {
     eventually("sandbox processes left behind", SETTLE, || sandbox_procs(Some(mark)));
-    eventually("cgroup slot still busy", SETTLE, || busy_groups(groups));
+    eventually("cgroups left behind", SETTLE, || cgroup_leftovers(pid));
 }
 
 /// Runs a fork bomb (stdin held open, so `read -t` can wait) and checks that
@@ -44,10 +44,10 @@ fn run_bomb(ws: &TempDir, mark: &str, argv: &[&str]) -> Run {
         std::thread::sleep(Duration::from_millis(1500));
         host_can_fork()
     });
-    let (run, _) = run_bounded(marked_command(ws.path(), Some(BOMB_POLICY), mark, argv), true, HANG);
+    let (run, pid) = run_bounded(marked_command(ws.path(), Some(BOMB_POLICY), mark, argv), true, HANG);
     assert!(probe.join().unwrap(), "the host could not fork while the bomb ran");
     assert!(host_can_fork(), "the host cannot fork after the bomb");
-    assert_all_gone(mark, &[]);
+    assert_all_gone(mark, pid);
     run
 }
 
@@ -220,9 +220,9 @@ fn timeout_takes_stubborn_children_and_grandchildren_along() {
     // one in a session of its own.
     let script = "trap '' TERM; (trap '' TERM; sleep 1000) & setsid sleep 1000 & sleep 1000 & sleep 1000";
     let cmd = marked_command(ws.path(), Some(TIMEOUT_POLICY), &mark, &["/bin/sh", "-c", script]);
-    let (run, _) = run_bounded(cmd, false, HANG);
+    let (run, pid) = run_bounded(cmd, false, HANG);
     run.expect_code(124);
-    assert_all_gone(&mark, &[]);
+    assert_all_gone(&mark, pid);
 }
 
 #[test]
@@ -261,11 +261,8 @@ fn nothing_remains_after_a_normal_end_with_a_background_process() {
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let pid = child.id();
     wait_for_file(&ready, HANG, || format!("exited: {:?}", child.try_wait()));
-    let init = children_of(pid);
-    assert_eq!(init.len(), 1, "expected init as the only child of {pid}: {init:?}");
-    let groups = slot_groups_of(init[0]);
+    let groups = cgroup_leftovers(pid);
     assert!(groups.len() >= 2, "expected v1 and/or v2 groups while running, found {groups:?}");
-    assert!(!busy_groups(&groups).is_empty(), "the slot looks free while it runs: {groups:?}");
     assert!(!sandbox_procs(Some(&mark)).is_empty(), "the marked processes are not visible");
     drop(child.stdin.take());
     let status = wait_bounded(&mut child, HANG);
@@ -273,7 +270,7 @@ fn nothing_remains_after_a_normal_end_with_a_background_process() {
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
     assert_eq!(out, "done\n");
-    assert_all_gone(&mark, &groups);
+    assert_all_gone(&mark, pid);
 }
 
 #[test]
@@ -287,26 +284,22 @@ fn nothing_remains_after_the_supervisor_is_killed() {
     let pid = child.id();
     wait_for_file(&ready, HANG, || format!("exited: {:?}", child.try_wait()));
 
-    // What there is to clean up: init, its cgroup slot, processes.
+    // What there is to clean up: init and the watcher, cgroups, processes.
     let helpers = children_of(pid);
-    assert_eq!(helpers.len(), 1, "expected init as the only child of {pid}: {helpers:?}");
-    let groups = slot_groups_of(helpers[0]);
-    assert!(groups.len() >= 2, "no cgroups while running");
+    assert!(helpers.len() >= 2, "expected init and the watcher as children of {pid}: {helpers:?}");
+    assert!(cgroup_leftovers(pid).len() >= 2, "no cgroups while running");
     assert!(sandbox_procs(Some(&mark)).len() >= 2, "the marked processes are not visible");
 
     child.kill().unwrap();
     let status = wait_bounded(&mut child, HANG);
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc_sigkill()));
 
-    // Everything died with init; the slot is left empty and unlocked for the next run.
-    assert_all_gone(&mark, &groups);
-    eventually("init still alive", SETTLE, || helpers.iter().copied().filter(|p| alive(*p)).collect::<Vec<_>>());
+    assert_all_gone(&mark, pid);
+    eventually("init or the watcher still alive", SETTLE, || {
+        helpers.iter().copied().filter(|p| alive(*p)).collect::<Vec<_>>()
+    });
     let ws_path = ws.path().to_string_lossy().into_owned();
     eventually("host mounts left behind", SETTLE, || mounts_mentioning(&[&ws_path, "clawcage"]));
-    // The next run works under every limit (it may take the left slot: reset for it).
-    let (run, _) = run_bounded(command(ws.path(), Some(ALL_POLICY), &["echo", "after"]), false, HANG);
-    run.expect_code(0);
-    assert_eq!(run.stdout, "after\n");
 }
 
 /// SIGKILL's number (no libc dependency in this crate's tests).
@@ -328,13 +321,9 @@ fn killing_the_supervisor_during_a_fork_bomb_leaves_nothing() {
     wait_for_file(&ready, HANG, || format!("exited: {:?}", child.try_wait()));
     std::thread::sleep(Duration::from_millis(300)); // let the bomb fill its pids limit
     assert!(sandbox_procs(Some(&mark)).len() >= 10, "the bomb is not running");
-    let init = children_of(pid);
-    assert_eq!(init.len(), 1, "expected init as the only child of {pid}: {init:?}");
-    let groups = slot_groups_of(init[0]);
-    assert!(groups.len() >= 2, "no cgroups while running");
     child.kill().unwrap();
     wait_bounded(&mut child, HANG);
-    assert_all_gone(&mark, &groups);
+    assert_all_gone(&mark, pid);
     assert!(host_can_fork(), "the host cannot fork after the bomb");
     let ws_path = ws.path().to_string_lossy().into_owned();
     eventually("host mounts left behind", SETTLE, || mounts_mentioning(&[&ws_path, "clawcage"]));

@@ -1,36 +1,30 @@
 //! Resource limits: cgroup v2, cgroup v1 (or a hybrid of both), rlimits as the fallback.
 //!
-//! Groups live under the invoking process's own group in each hierarchy (so outer limits still
-//! apply), or under the hierarchy root when the own group is not writable. Pure v2: one group
-//! with `memory.max`, `pids.max`, `cpu.max`. Hybrid: the limits go to the v1 `memory`, `pids`
-//! and `cpu` hierarchies, and a group in the cgroup2 mount (e.g. `/sys/fs/cgroup/unified`, no
-//! controllers) tracks the processes: it has `cgroup.kill` anyway. Nothing writable:
-//! [`rlimits`] only.
-//!
-//! # Slots
-//! Groups are not made and removed per sandbox: a sandbox takes a free *slot*, the groups named
-//! `clawcage-slot-<n>` (one per hierarchy), held by an exclusive `flock` on the slot's directory
-//! in one fixed hierarchy for as long as the sandbox lives. Taking a slot kills and waits out
-//! anything left in it and rewrites every limit file (limits absent from the plan go back to
-//! "max"), so a slot left by a supervisor that was SIGKILLed (its lock went with it; init died
-//! with it through PDEATHSIG, taking its pid namespace along) is simply taken over and reset by
-//! the next sandbox. There are never more slots than sandboxes that ever ran at once; no
-//! watcher process and no mkdir/rmdir (a memory-cgroup rmdir is slow) sit on the start path.
+//! Each sandbox gets groups named `clawcage-<pid>-<rand>` under the invoking process's own
+//! group in each hierarchy (so outer limits still apply), or under the hierarchy root when the
+//! own group is not writable. Pure v2: one group with `memory.max`, `pids.max`, `cpu.max`.
+//! Hybrid: the limits go to the v1 `memory`, `pids` and `cpu` hierarchies, and a group in the
+//! cgroup2 mount (e.g. `/sys/fs/cgroup/unified`, no controllers) tracks the processes: it has
+//! `cgroup.kill` and `populated` anyway. Nothing writable: [`rlimits`] only.
 //! Writes are kept few: they sit on the start path of every sandbox.
 
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clawcage_policy::PlanLimits;
+use nix::errno::Errno;
 use nix::sys::resource::Resource;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{access, getpid, AccessFlags, Pid};
 
+/// Prefix of every group clawcage makes.
+const PREFIX: &str = "clawcage-";
 /// The [`Tree::kind`] of the cgroup2 hierarchy (v1 trees are named by their controller).
 const UNIFIED: &str = "unified";
 const V1_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
@@ -152,7 +146,7 @@ pub fn detect() -> Support {
 }
 
 impl Support {
-    /// The mechanism [`Cgroup::acquire`] will use.
+    /// The mechanism [`Cgroup::create`] will use.
     pub fn mechanism(&self) -> Mechanism {
         let v2 = self.usable(UNIFIED);
         if v2.is_some_and(|t| t.enables("memory") && t.enables("pids")) {
@@ -174,12 +168,6 @@ impl Support {
             m => format!("limits: {m}"),
         });
         lines
-    }
-
-    /// Where slot locks live: the same hierarchy whatever a plan limits, so that two
-    /// sandboxes never hold one slot (cgroup2 when writable, else v1 memory, else pids).
-    fn lock_base(&self) -> Option<&Path> {
-        [UNIFIED, "memory", "pids"].into_iter().find_map(|k| self.usable(k)).map(|t| t.base.as_path())
     }
 
     /// The tree of `kind` if its base is writable.
@@ -209,17 +197,13 @@ fn plan(s: &Support, mech: Mechanism, limits: &PlanLimits) -> Result<Vec<Step>, 
         if quota.is_some() && !tree.enables("cpu") {
             return Err(missing("cpu"));
         }
-        // Every file is written, "max" where the plan sets no limit: a slot
-        // keeps what its last sandbox had.
-        let max = || "max".to_string();
-        let mut files = vec![
-            ("memory.max", limits.memory.map_or_else(max, |b| b.to_string())),
-            ("memory.swap.max", limits.memory.map_or_else(max, |_| "0".to_string())),
-            ("pids.max", limits.pids.map_or_else(max, |n| n.to_string())),
-        ];
-        if tree.enables("cpu") {
-            files.push(("cpu.max", quota.map_or_else(max, |q| format!("{q} {CPU_PERIOD_US}"))));
+        let mut files = Vec::new();
+        if let Some(bytes) = limits.memory {
+            files.push(("memory.max", bytes.to_string()));
+            files.push(("memory.swap.max", "0".to_string()));
         }
+        files.extend(limits.pids.map(|n| ("pids.max", n.to_string())));
+        files.extend(quota.map(|q| ("cpu.max", format!("{q} {CPU_PERIOD_US}"))));
         return Ok(vec![step(tree.base.clone(), files, Some("memory.events"))]);
     }
     let base = |kind| tree(kind).map(|t| t.base.clone());
@@ -227,20 +211,14 @@ fn plan(s: &Support, mech: Mechanism, limits: &PlanLimits) -> Result<Vec<Step>, 
     let tracking = tracking.map(|base| step(base, Vec::new(), None));
     let mut steps: Vec<Step> = Vec::new();
     if let Some(bytes) = limits.memory {
-        // memsw (memory + swap) equal to the memory limit means no swap. It
-        // may never be below the memory limit, so it is lifted first (the
-        // slot may hold a lower pair from its last sandbox).
+        // memsw (memory + swap) equal to the memory limit means no swap.
         let bytes = bytes.to_string();
-        let files = vec![
-            ("memory.memsw.limit_in_bytes", "-1".to_string()),
-            ("memory.limit_in_bytes", bytes.clone()),
-            ("memory.memsw.limit_in_bytes", bytes),
-        ];
+        let files = vec![("memory.limit_in_bytes", bytes.clone()), ("memory.memsw.limit_in_bytes", bytes)];
         steps.push(step(base("memory")?, files, Some("memory.oom_control")));
     }
     // Without a v2 group, the pids group is the one that tracks the processes.
     if limits.pids.is_some() || tracking.is_none() {
-        let files = vec![("pids.max", limits.pids.map_or_else(|| "max".to_string(), |n| n.to_string()))];
+        let files = Vec::from_iter(limits.pids.map(|n| ("pids.max", n.to_string())));
         steps.push(step(base("pids")?, files, None));
     }
     if let Some(q) = quota {
@@ -250,89 +228,58 @@ fn plan(s: &Support, mech: Mechanism, limits: &PlanLimits) -> Result<Vec<Step>, 
     Ok(tracking.into_iter().chain(steps).collect())
 }
 
-/// Prefix of slot group names: `clawcage-slot-<n>`.
-pub const SLOT_PREFIX: &str = "clawcage-slot-";
-/// Most slots (sandboxes running at once on this machine) before [`Cgroup::acquire`] refuses.
-pub const MAX_SLOTS: usize = 4096;
-
-/// One sandbox's groups (v1 hierarchies and/or one v2 group): a slot, held while this lives.
-#[derive(Debug)]
+/// One sandbox's groups: v1 hierarchies and/or one v2 group.
+#[derive(Debug, Default)]
 pub struct Cgroup {
-    /// The slot's number.
-    slot: usize,
-    /// Every group directory the sandbox joins, in plan order.
+    /// Every group directory, in creation order.
     groups: Vec<PathBuf>,
     /// `memory.events` (v2) or `memory.oom_control` (v1) when memory is limited.
     oom_file: Option<PathBuf>,
-    /// OOM kills counted in `oom_file` before this sandbox took the slot.
-    oom_base: u64,
-    /// The slot's lock: an exclusive `flock` on its directory in the lock hierarchy.
-    _lock: OwnedFd,
 }
 
 impl Cgroup {
-    /// Takes a free slot and applies the limits: memory to v2 `memory.max` (and
-    /// `memory.swap.max` = 0) or v1 `memory.limit_in_bytes` (and `memory.memsw.limit_in_bytes`
-    /// where swap is accounted); pids to `pids.max`; cpus to v2 `cpu.max` or v1
-    /// `cpu.cfs_period_us` + `cpu.cfs_quota_us`, with a 100 ms period. Anything a killed
-    /// holder left in the slot is killed first (see the module docs).
+    /// Creates the groups named `clawcage-<name>` and applies the limits: memory to v2
+    /// `memory.max` (and `memory.swap.max` = 0) or v1 `memory.limit_in_bytes` (and
+    /// `memory.memsw.limit_in_bytes` where swap is accounted); pids to `pids.max`; cpus to v2
+    /// `cpu.max` or v1 `cpu.cfs_period_us` + `cpu.cfs_quota_us`, with a 100 ms period.
     ///
     /// Returns `Ok(None)` when the mechanism is [`Mechanism::Rlimit`]. Fails if a limit was
     /// asked for that the chosen hierarchy cannot enforce, so the caller can fail closed.
-    pub fn acquire(support: &Support, limits: &PlanLimits) -> Result<Option<Cgroup>, CgroupError> {
-        Cgroup::acquire_from(support, limits, 0)
-    }
-
-    /// [`Cgroup::acquire`], trying slots from `first` on (tests pick slots nobody else uses).
-    fn acquire_from(support: &Support, limits: &PlanLimits, first: usize) -> Result<Option<Cgroup>, CgroupError> {
+    /// Leaves nothing behind on failure. Pass a name from [`unique_name`] so that
+    /// [`sweep_stale`] can tell whether the owner is still alive.
+    pub fn create(support: &Support, name: &str, limits: &PlanLimits) -> Result<Option<Cgroup>, CgroupError> {
         let mechanism = support.mechanism();
         if mechanism == Mechanism::Rlimit {
             return Ok(None);
         }
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if name.is_empty() || name.len() > 200 || !name.chars().all(valid) {
+            return Err(CgroupError::InvalidName(name.to_string()));
+        }
         let steps = plan(support, mechanism, limits)?;
-        let missing = CgroupError::MissingController { controller: "pids", mechanism };
-        let lock_base = support.lock_base().ok_or(missing)?;
-        for slot in first..MAX_SLOTS {
-            let Some(lock) = try_lock(&lock_base.join(format!("{SLOT_PREFIX}{slot}")))? else { continue };
-            return Cgroup::take(slot, lock, &steps).map(Some);
+        let dir = format!("{PREFIX}{name}");
+        let mut cg = Cgroup::default();
+        if let Err(e) = steps.iter().try_for_each(|step| cg.make(step, &dir)) {
+            // Best effort: the groups are still empty, so this is rmdir only.
+            let _ = remove_groups(&cg.groups);
+            return Err(e);
         }
-        Err(CgroupError::Io {
-            op: "taking a cgroup slot",
-            path: lock_base.to_path_buf(),
-            source: io::Error::other(format!("all {MAX_SLOTS} slots are in use")),
-        })
+        Ok(Some(cg))
     }
 
-    /// With the slot locked: make its missing groups, clear them out, write the limits.
-    fn take(slot: usize, lock: OwnedFd, steps: &[Step]) -> Result<Cgroup, CgroupError> {
-        let dir = format!("{SLOT_PREFIX}{slot}");
-        let groups: Vec<PathBuf> = steps.iter().map(|s| s.base.join(&dir)).collect();
-        for g in &groups {
-            match fs::create_dir(g) {
-                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_error("creating cgroup", g, e)),
-                _ => {}
+    fn make(&mut self, step: &Step, dir: &str) -> Result<(), CgroupError> {
+        let group = step.base.join(dir);
+        fs::create_dir(&group).map_err(|e| io_error("creating cgroup", &group, e))?;
+        self.groups.push(group.clone());
+        for (file, value) in &step.files {
+            match write_raw(&group.join(file), value) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && OPTIONAL.contains(file) => {}
+                Err(e) => return Err(io_error("writing", &group.join(file), e)),
+                Ok(()) => {}
             }
         }
-        // Normally empty already; after a crash, the last holder's processes may still be dying.
-        wait_empty(&groups)?;
-        let mut oom_file = None;
-        for (step, group) in steps.iter().zip(&groups) {
-            for (file, value) in &step.files {
-                match write_raw(&group.join(file), value) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && OPTIONAL.contains(file) => {}
-                    Err(e) => return Err(io_error("writing", &group.join(file), e)),
-                    Ok(()) => {}
-                }
-            }
-            oom_file = step.oom.map(|f| group.join(f)).or(oom_file);
-        }
-        let oom_base = oom_file.as_ref().map_or(0, oom_count);
-        Ok(Cgroup { slot, groups, oom_file, oom_base, _lock: lock })
-    }
-
-    /// The slot's number.
-    pub fn slot(&self) -> usize {
-        self.slot
+        self.oom_file = step.oom.map(|f| group.join(f)).or(self.oom_file.take());
+        Ok(())
     }
 
     /// Descriptors with which a new process enters every group of this sandbox
@@ -375,7 +322,8 @@ impl Cgroup {
     /// Whether the kernel's OOM killer has killed a process of this sandbox (`false` without
     /// a memory limit).
     pub fn oom_killed(&self) -> bool {
-        self.oom_file.as_ref().is_some_and(|f| oom_count(f) > self.oom_base)
+        let text = self.oom_file.as_ref().map(read).unwrap_or_default();
+        text.lines().filter_map(|l| l.strip_prefix("oom_kill ")).any(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0))
     }
 
     /// Sends SIGKILL to every process in the groups (`cgroup.kill` where there is one).
@@ -388,11 +336,9 @@ impl Cgroup {
         self.groups.clone()
     }
 
-    /// Kills everything in the groups, waits up to 2 s for them to empty, and gives the slot
-    /// back. The groups stay for the next sandbox; if they do not empty, the slot is still
-    /// released and its next taker kills again (or refuses).
-    pub fn release(self) -> Result<(), CgroupError> {
-        wait_empty(&self.groups)
+    /// Kills everything in the groups, waits up to 2 s for them to empty and removes them.
+    pub fn destroy(self) -> Result<(), CgroupError> {
+        remove_groups(&self.groups)
     }
 }
 
@@ -417,6 +363,40 @@ pub fn join_self(tasks: &[OwnedFd]) -> io::Result<()> {
             Err(io::Error::other("short write to a cgroup tasks file"))
         }
     })
+}
+
+/// Kill and remove every `clawcage-<owner>-*` group (the owner, a supervisor,
+/// died without cleaning up). Used by the supervisor's watcher process.
+pub fn remove_owned_by(support: &Support, owner: i32) {
+    let prefix = format!("{PREFIX}{owner}-");
+    let bases = support.trees.iter().filter(|t| t.writable);
+    let entries = bases.flat_map(|t| fs::read_dir(&t.base)).flatten().flatten();
+    let groups: Vec<PathBuf> =
+        entries.filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix))).map(|e| e.path()).collect();
+    let _ = remove_groups(&groups);
+}
+
+/// Removes leftover `clawcage-<pid>-*` groups that are empty and whose owner `<pid>` (in our
+/// pid namespace) no longer exists. Groups with processes stay: rmdir refuses them.
+pub fn sweep_stale(support: &Support) {
+    let bases = support.trees.iter().filter(|t| t.writable);
+    let entries = bases.flat_map(|t| fs::read_dir(&t.base)).flatten();
+    for entry in entries.flatten() {
+        let owner = entry.file_name().to_str().and_then(owner_pid);
+        // Only "no such process" means gone (EPERM: alive, someone else's).
+        if owner.is_some_and(|pid| kill(pid, None) == Err(Errno::ESRCH)) {
+            let _ = fs::remove_dir(entry.path());
+        }
+    }
+}
+
+/// A fresh group name, `<our pid>-<rand>`, for [`Cgroup::create`].
+pub fn unique_name() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH);
+    let nanos = now.map(|d| d.subsec_nanos()).unwrap_or(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{nanos:x}{seq}", getpid())
 }
 
 /// The rlimits to set in the sandbox: always `RLIMIT_CORE` = 0 and `RLIMIT_FSIZE` = disk plus
@@ -487,61 +467,44 @@ fn kill_groups(groups: &[PathBuf]) {
     }
 }
 
-/// Kills whatever is in `groups` and waits (bounded) until none of them lists a process.
-fn wait_empty(groups: &[PathBuf]) -> Result<(), CgroupError> {
-    const MAX_PAUSE: Duration = Duration::from_millis(5);
-    let busy = || groups.iter().find(|g| !read(g.join("cgroup.procs")).trim().is_empty());
-    if busy().is_none() {
-        return Ok(());
-    }
+/// Kills, waits (bounded) for the groups to empty, and removes them; removes what it can and
+/// returns the first error.
+fn remove_groups(groups: &[PathBuf]) -> Result<(), CgroupError> {
     kill_groups(groups);
     let deadline = Instant::now() + DESTROY_WAIT;
+    // Every group is tried; the first error is kept.
+    let results = Vec::from_iter(groups.iter().map(|g| rmdir_when_empty(g, deadline)));
+    results.into_iter().collect()
+}
+
+/// Retries rmdir while it says EBUSY (processes still dying) until `deadline`. Sub-groups are
+/// not removed: the sandbox cannot make any (its cgroup directories are not writable to it).
+fn rmdir_when_empty(group: &Path, deadline: Instant) -> Result<(), CgroupError> {
+    const MAX_PAUSE: Duration = Duration::from_millis(5);
     let mut pause = Duration::from_micros(25);
     loop {
-        std::thread::sleep(pause);
-        let Some(group) = busy() else { return Ok(()) };
-        if Instant::now() >= deadline {
-            let busy = io::Error::from_raw_os_error(libc::EBUSY);
-            return Err(io_error("emptying cgroup", group, busy));
+        let err = match fs::remove_dir(group) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => e,
+            Ok(()) => return Ok(()),
+        };
+        if err.raw_os_error() != Some(libc::EBUSY) || Instant::now() >= deadline {
+            return Err(io_error("removing cgroup", group, err));
         }
         if pause >= MAX_PAUSE {
             // Slow to empty: something escaped the first kill (v1 without cgroup.kill).
-            kill_groups(groups);
+            kill_groups(&[group.to_path_buf()]);
         }
+        std::thread::sleep(pause);
         pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 
-/// The `oom_kill` count in a `memory.events` / `memory.oom_control` file (0 if unreadable).
-fn oom_count(file: &PathBuf) -> u64 {
-    let text = read(file);
-    text.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
-}
-
-/// Opens `dir` (making it if missing) and takes an exclusive `flock` on it without waiting.
-/// `None`: someone holds it.
-fn try_lock(dir: &Path) -> Result<Option<OwnedFd>, CgroupError> {
-    let open = || fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(dir);
-    let file = match open() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(dir) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_error("creating cgroup", dir, e)),
-            _ => open(),
-        },
-        other => other,
-    };
-    let fd: OwnedFd = file.map_err(|e| io_error("opening", dir, e))?.into();
-    loop {
-        // SAFETY: flock on a descriptor we own; no memory is passed.
-        let ret = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if ret == 0 {
-            return Ok(Some(fd));
-        }
-        match io::Error::last_os_error() {
-            e if e.raw_os_error() == Some(libc::EWOULDBLOCK) => return Ok(None),
-            e if e.raw_os_error() == Some(libc::EINTR) => continue,
-            e => return Err(io_error("locking", dir, e)),
-        }
-    }
+/// The owner pid of a `clawcage-<pid>-<rand>` group name.
+fn owner_pid(name: &str) -> Option<Pid> {
+    let (pid, _) = name.strip_prefix(PREFIX)?.split_once('-')?;
+    let pid: i32 = pid.parse().ok()?;
+    (pid > 0).then(|| Pid::from_raw(pid))
 }
 
 /// The cgroup mounts in `/proc/self/mountinfo` text: (`None` for cgroup2 or the v1 mount
@@ -685,6 +648,9 @@ mod tests {
         assert_eq!(own_path(own, "cpu").as_deref(), Some("/"));
         assert_eq!(own_path(own, UNIFIED).as_deref(), Some("/user.slice"));
         assert_eq!(own_path(own, "pids"), None);
+        assert_eq!(owner_pid("clawcage-123-abc"), Some(Pid::from_raw(123)));
+        assert_eq!(owner_pid("clawcage-x-abc"), None);
+        assert_eq!(owner_pid("other-123-abc"), None);
     }
 
     #[test]
@@ -710,11 +676,7 @@ mod tests {
             files: files.iter().map(|(f, v)| (*f, v.to_string())).collect(),
             oom,
         };
-        let mem = [
-            ("memory.memsw.limit_in_bytes", "-1"),
-            ("memory.limit_in_bytes", "67108864"),
-            ("memory.memsw.limit_in_bytes", "67108864"),
-        ];
+        let mem = [("memory.limit_in_bytes", "67108864"), ("memory.memsw.limit_in_bytes", "67108864")];
         assert_eq!(
             plan(&hybrid, Mechanism::V1, &l).unwrap(),
             vec![
@@ -730,13 +692,6 @@ mod tests {
             [("memory.max", "67108864"), ("memory.swap.max", "0"), ("pids.max", "16"), ("cpu.max", "50000 100000")];
         let want = vec![step("/u/own", &files, Some("memory.events"))];
         assert_eq!(plan(&v2, Mechanism::V2, &l).unwrap(), want);
-        // Limits the plan does not set are reset to "max" (a slot keeps its last values).
-        let files = [("memory.max", "max"), ("memory.swap.max", "max"), ("pids.max", "max"), ("cpu.max", "max")];
-        let want = vec![step("/u/own", &files, Some("memory.events"))];
-        assert_eq!(plan(&v2, Mechanism::V2, &PlanLimits::default()).unwrap(), want);
-        let pids_only = PlanLimits { pids: None, ..limits(1, 1, 1.0) };
-        let v1 = plan(&hybrid, Mechanism::V1, &PlanLimits { memory: None, cpus: None, ..pids_only }).unwrap();
-        assert_eq!(v1, vec![step("/unified", &[], None)]);
         // A CPU limit without the cpu controller fails closed.
         let no_cpu = Support { trees: vec![tree(UNIFIED, "/u", &["memory", "pids"])] };
         assert!(matches!(
@@ -764,26 +719,11 @@ mod tests {
         }
     }
 
-    /// A slot number no real sandbox (they start at 0) and no other test process is likely to use.
-    fn test_slot() -> usize {
-        1000 + std::process::id() as usize % 3000
-    }
-
-    fn acquire(s: &Support, l: &PlanLimits) -> Cgroup {
-        Cgroup::acquire_from(s, l, test_slot()).unwrap().unwrap()
-    }
-
-    fn procs(p: &Path) -> String {
-        read(p, "cgroup.procs")
-    }
-
     #[test]
-    fn takes_a_slot_with_the_limits_and_gives_it_back() {
+    fn creates_groups_with_the_limits_and_removes_them() {
         let s = support();
-        let cg = acquire(&s, &limits(64 << 20, 16, 0.5));
+        let cg = Cgroup::create(&s, &unique_name(), &limits(64 << 20, 16, 0.5)).unwrap().unwrap();
         let paths = cg.paths();
-        let name = format!("{SLOT_PREFIX}{}", cg.slot());
-        assert!(paths.iter().all(|p| p.file_name().unwrap() == name.as_str()), "{paths:?}");
         let has = |file: &str| paths.iter().find(|p| p.join(file).exists()).unwrap().clone();
         if s.mechanism() == Mechanism::V1 {
             let mem = has("memory.limit_in_bytes");
@@ -798,70 +738,34 @@ mod tests {
             assert_eq!(read(&g, "pids.max"), "16");
             assert_eq!(read(&g, "cpu.max"), "50000 100000");
         }
-        // Held: the same slot cannot be taken twice.
-        let other = acquire(&s, &PlanLimits { pids: Some(8), ..Default::default() });
-        assert_ne!(other.slot(), cg.slot());
-        let slot = cg.slot();
-        cg.release().unwrap();
-        // The groups stay, empty, and the slot is free again.
-        assert!(paths.iter().all(|p| p.is_dir() && procs(p).is_empty()));
-        let again = acquire(&s, &limits(32 << 20, 8, 0.25));
-        assert_eq!(again.slot(), slot);
-        again.release().unwrap();
-        other.release().unwrap();
+        cg.destroy().unwrap();
+        assert!(paths.iter().all(|p| !p.exists()));
     }
 
     #[test]
-    fn a_slot_left_by_a_killed_holder_is_emptied_and_reset_by_the_next() {
+    fn kill_all_kills_a_member_and_destroy_removes_the_groups() {
         let s = support();
-        // Forked first, so that it does not inherit (and keep) the slot's lock.
-        let (pid, _tx) = child(sleep_forever);
-        let cg = acquire(&s, &limits(64 << 20, 16, 0.5));
-        let slot = cg.slot();
-        cg.add_pid(pid.as_raw()).unwrap();
-        // The holder dies without cleaning up: its lock goes, its process stays.
-        drop(cg);
-        let next = acquire(&s, &limits(128 << 20, 32, 1.0));
-        assert_eq!(next.slot(), slot, "the free slot was not reused");
-        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Signaled(pid, Signal::SIGKILL, false));
-        let paths = next.paths();
-        assert!(paths.iter().all(|p| procs(p).is_empty()), "the slot still holds processes");
-        let has = |file: &str| paths.iter().find(|p| p.join(file).exists()).unwrap().clone();
-        if s.mechanism() == Mechanism::V1 {
-            assert_eq!(read(&has("memory.limit_in_bytes"), "memory.limit_in_bytes"), "134217728");
-            assert_eq!(read(&has("pids.max"), "pids.max"), "32");
-            assert_eq!(read(&has("cpu.cfs_quota_us"), "cpu.cfs_quota_us"), "100000");
-        } else {
-            assert_eq!(read(&has("memory.max"), "memory.max"), "134217728");
-            assert_eq!(read(&has("pids.max"), "pids.max"), "32");
-        }
-        next.release().unwrap();
-    }
-
-    #[test]
-    fn kill_all_kills_a_member_and_release_empties_the_groups() {
-        let s = support();
-        let cg = acquire(&s, &limits(64 << 20, 16, 0.5));
+        let cg = Cgroup::create(&s, &unique_name(), &limits(64 << 20, 16, 0.5)).unwrap().unwrap();
         let (pid, tx) = child(sleep_forever);
         cg.add_pid(pid.as_raw()).unwrap();
         for p in cg.paths() {
-            assert!(procs(&p).lines().any(|l| l == pid.to_string()));
+            assert!(read(&p, "cgroup.procs").lines().any(|l| l == pid.to_string()));
         }
         go(tx);
         cg.kill_all();
         assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Signaled(pid, Signal::SIGKILL, false));
         assert!(!cg.oom_killed());
         let paths = cg.paths();
-        cg.release().unwrap();
-        assert!(paths.iter().all(|p| procs(p).is_empty()));
+        cg.destroy().unwrap();
+        assert!(paths.iter().all(|p| !p.exists()));
     }
 
     #[test]
     fn entry_puts_a_new_process_in_every_group_without_a_procs_write() {
         let s = support();
-        let cg = acquire(&s, &limits(64 << 20, 16, 0.5));
+        let cg = Cgroup::create(&s, &unique_name(), &limits(64 << 20, 16, 0.5)).unwrap().unwrap();
         let entry = cg.entry().unwrap();
-        let (rx, tx) = pipe().unwrap(); // child -> parent: joined?
+        let (rx, tx) = pipe().unwrap();
         let forked = match &entry.into {
             Some(group) => crate::sys::clone_into_cgroup(0, group.as_raw_fd()).unwrap(),
             None => crate::sys::clone_namespaces(0).unwrap(),
@@ -887,58 +791,86 @@ mod tests {
         assert_eq!(code[0], 0, "join_self failed in the child");
         let want = pid.to_string();
         for p in cg.paths() {
-            assert!(procs(&p).lines().any(|l| l == want), "{pid} not in {}", p.display());
+            assert!(read(&p, "cgroup.procs").lines().any(|l| l == want), "{pid} not in {}", p.display());
         }
         // It joined for real: the groups cannot be removed while it lives.
         assert!(fs::remove_dir(&cg.paths()[0]).is_err());
-        // release() kills it.
-        cg.release().unwrap();
+        cg.kill_all();
         assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Signaled(pid, Signal::SIGKILL, false));
+        let paths = cg.paths();
+        cg.destroy().unwrap();
+        assert!(paths.iter().all(|p| !p.exists()));
     }
 
     #[test]
-    fn oom_kill_is_reported_to_its_holder_only() {
+    fn destroy_kills_and_cleanup_paths_removes() {
+        let s = support();
+        let cg = Cgroup::create(&s, &unique_name(), &PlanLimits::default()).unwrap().unwrap();
+        let (pid, tx) = child(sleep_forever);
+        cg.add_pid(pid.as_raw()).unwrap();
+        go(tx);
+        let paths = cg.paths();
+        let _ = remove_groups(&paths);
+        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Signaled(pid, Signal::SIGKILL, false));
+        assert!(paths.iter().all(|p| !p.exists()));
+    }
+
+    #[test]
+    fn oom_kill_is_reported() {
         let s = support();
         let l = PlanLimits { memory: Some(32 << 20), ..Default::default() };
-        let cg = acquire(&s, &l);
+        let cg = Cgroup::create(&s, &unique_name(), &l).unwrap().unwrap();
         assert!(!cg.oom_killed());
         let (pid, tx) = child(hog_memory);
         cg.add_pid(pid.as_raw()).unwrap();
         go(tx);
         assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Signaled(pid, Signal::SIGKILL, false));
         assert!(cg.oom_killed());
-        let slot = cg.slot();
-        cg.release().unwrap();
-        // The slot's counter keeps the kill; its next holder starts from zero.
-        let next = acquire(&s, &l);
-        assert_eq!(next.slot(), slot);
-        assert!(!next.oom_killed());
-        next.release().unwrap();
+        cg.destroy().unwrap();
     }
 
     #[test]
-    fn acquire_and_release_timing() {
+    fn sweep_removes_stale_groups_only() {
+        let s = support();
+        let base = s.trees.iter().find(|t| t.writable).unwrap().base.clone();
+        // A pid that cannot exist (above pid_max's ceiling) and our own, live pid.
+        let stale = base.join(format!("{PREFIX}{}-test", 4_194_305 + 7));
+        let live = base.join(format!("{PREFIX}{}", unique_name()));
+        fs::create_dir(&stale).unwrap();
+        fs::create_dir(&live).unwrap();
+        sweep_stale(&s);
+        let (stale_gone, live_kept) = (!stale.exists(), live.exists());
+        let _ = fs::remove_dir(&live);
+        assert!(stale_gone, "stale group left: {}", stale.display());
+        assert!(live_kept, "live group removed: {}", live.display());
+    }
+
+    #[test]
+    fn create_and_destroy_timing() {
         let s = support();
         let l = limits(64 << 20, 16, 0.5);
         let rounds = 50;
         let start = Instant::now();
         for _ in 0..rounds {
-            acquire(&s, &l).release().unwrap();
+            let cg = Cgroup::create(&s, &unique_name(), &l).unwrap().unwrap();
+            cg.destroy().unwrap();
         }
         let each = start.elapsed() / rounds;
-        let cg = acquire(&s, &l);
+        let start = Instant::now();
+        let cg = Cgroup::create(&s, &unique_name(), &l).unwrap().unwrap();
+        let create = start.elapsed();
         let (pid, tx) = child(sleep_forever);
         let start = Instant::now();
         cg.add_pid(pid.as_raw()).unwrap();
         let add = start.elapsed();
         go(tx);
         let start = Instant::now();
-        cg.release().unwrap();
-        let release_busy = start.elapsed();
+        cg.destroy().unwrap();
+        let destroy_busy = start.elapsed();
         let _ = waitpid(pid, None);
         println!(
-            "{}: acquire+release (empty) {each:?} avg of {rounds}; add_pid (procs write) {add:?}, \
-             release with a live member {release_busy:?}",
+            "{}: create+destroy (empty) {each:?} avg of {rounds}; create {create:?}, \
+             add_pid {add:?}, destroy with a live member {destroy_busy:?}",
             s.mechanism()
         );
     }

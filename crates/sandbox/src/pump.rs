@@ -77,8 +77,6 @@ pub(crate) enum End {
     Status(i32),
     TimedOut,
     OutputLimit,
-    /// Init could not start the command (errno, reason).
-    StartFailed(i32, String),
 }
 
 struct Out<'f> {
@@ -211,9 +209,6 @@ pub(crate) fn run<'s>(
         if ready[0] {
             match proto::recv::<Reply>(ctl) {
                 Ok(Some((Reply::Exited { id: rid, status: st }, _))) if rid == id => status = Some(st),
-                Ok(Some((Reply::Failed { id: rid, errno, detail }, _))) if rid == id => {
-                    return Ok((End::StartFailed(errno, detail), budget.per_sink));
-                }
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(SandboxError::Gone("init exited".into())),
                 Err(e) => return Err(SandboxError::Gone(e.to_string())),

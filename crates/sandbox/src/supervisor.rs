@@ -13,7 +13,7 @@ use clawcage_policy::Plan;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::waitpid;
-use nix::unistd::{getegid, geteuid, Pid};
+use nix::unistd::{fork, getegid, geteuid, ForkResult, Pid};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -79,18 +79,22 @@ impl Sandbox {
         let filter =
             seccomp::build().map_err(|e| SandboxError::Unavailable { layer: "seccomp", reason: e.to_string() })?;
 
-        // 4. Limits: cgroups where we can (a slot, reset for us: see the
-        //    cgroup module; if we are SIGKILLed, init dies with us and the next
-        //    sandbox takes the slot over), rlimits as the last resort; a CPU
+        // 4. Limits: cgroups where we can, rlimits as the last resort; a CPU
         //    limit has no rlimit equivalent, so it needs a cgroup or consent.
         let (cg, mechanism) = limits(plan)?;
         let rlimits = cgroup::rlimits(&plan.limits, mechanism);
 
-        // 5. The control channel to init.
+        // 5. A watcher outside the sandbox removes the cgroups even if we are
+        //    SIGKILLed (the kernel takes care of processes and mounts).
+        if cg.is_some() {
+            ensure_watcher()?;
+        }
+
+        // 6. The control channel to init.
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| SandboxError::host("socketpair")(e.into()))?;
 
-        // 6. Clone init into new user, mount, pid, net, ipc and uts
+        // 7. Clone init into new user, mount, pid, net, ipc and uts
         //    namespaces (cgroup namespace: init unshares it once it is in
         //    its cgroup, so the namespace is rooted there). Init is born in
         //    the cgroup2 group and moves itself into the v1 groups first
@@ -145,7 +149,7 @@ impl Sandbox {
             proxy_listener: None,
         };
 
-        // 7. From outside: the uid/gid maps (and cgroups where clone3 is
+        // 8. From outside: the uid/gid maps (and cgroups where clone3 is
         //    missing), then the idmapped workspace trees (they need init's
         //    user namespace), then release init.
         if let (Some(cg), false) = (&sb.cgroup, moved_in) {
@@ -158,7 +162,7 @@ impl Sandbox {
         proto::send(sb.ctl.as_fd(), &Go, &raw).map_err(|e| SandboxError::Gone(e.to_string()))?;
         drop(fds);
 
-        // 8. Init applies the rest and checks it from inside.
+        // 9. Init applies the rest and checks it from inside.
         let mut sb = sb;
         match proto::recv::<Reply>(sb.ctl.as_fd()) {
             Ok(Some((Reply::Ready, mut fds))) => {
@@ -232,17 +236,13 @@ impl Sandbox {
             }
             None => (None, None),
         };
-        // With pipes there is nothing to wait for: init's Started (or Failed)
-        // reply is read by the pump, while the command already runs. A tty's
-        // master arrives with Started, so that one is awaited here (skipping
-        // the exit reports of background commands).
-        let master = match pipes.is_some() {
-            true => None,
-            false => match self.recv_started(id)? {
-                (Reply::Started { .. }, mut fds) => master.or_else(|| fds.pop()),
-                (Reply::Failed { errno, detail, .. }, _) => return Ok(start_failed(spec, errno, &detail)),
-                (other, _) => return Err(SandboxError::Gone(format!("unexpected reply: {other:?}"))),
-            },
+        let master = match self.recv_started(id)? {
+            (Reply::Started { .. }, mut fds) => master.or_else(|| fds.pop()),
+            (Reply::Failed { errno, detail, .. }, _) => {
+                let prog = spec.argv.first().map(String::as_str).unwrap_or("");
+                return Ok(Outcome::StartFailed(errno, format!("cannot run {prog}: {detail}")));
+            }
+            (other, _) => return Err(SandboxError::Gone(format!("unexpected reply: {other:?}"))),
         };
         let oom_before = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
         let limits = pump::Limits {
@@ -258,7 +258,6 @@ impl Sandbox {
             pump::End::Status(status) => Outcome::Signaled(libc::WTERMSIG(status)),
             pump::End::TimedOut => Outcome::TimedOut,
             pump::End::OutputLimit => Outcome::OutputLimit,
-            pump::End::StartFailed(errno, detail) => start_failed(spec, errno, &detail),
         })
     }
 
@@ -336,7 +335,7 @@ impl Sandbox {
         let _ = kill(self.init, Signal::SIGKILL);
         let _ = waitpid(self.init, None);
         match self.cgroup.take() {
-            Some(cg) => cg.release().map_err(|e| SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() }),
+            Some(cg) => cg.destroy().map_err(|e| SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() }),
             None => Ok(()),
         }
     }
@@ -348,13 +347,9 @@ impl Drop for Sandbox {
     }
 }
 
-/// The outcome of a command init could not start.
-fn start_failed(spec: &ExecSpec, errno: i32, detail: &str) -> Outcome {
-    let prog = spec.argv.first().map(String::as_str).unwrap_or("");
-    Outcome::StartFailed(errno, format!("cannot run {prog}: {detail}"))
-}
-
-/// Take a cgroup slot when a limit needs one (no limit, no cgroup).
+/// Create the sandbox's cgroups when a limit needs one. Moving a process
+/// into a cgroup waits for an RCU grace period on kernels whose cgroup
+/// hierarchy lacks `favordynmods` (~7 ms here), so no limit, no cgroup.
 fn limits(plan: &Plan) -> Result<(Option<Cgroup>, Mechanism), SandboxError> {
     let l = &plan.limits;
     if l.memory.is_none() && l.pids.is_none() && l.cpus.is_none() {
@@ -362,7 +357,9 @@ fn limits(plan: &Plan) -> Result<(Option<Cgroup>, Mechanism), SandboxError> {
     }
     let accepted = plan.allow_missing.iter().any(|m| m == "cgroups");
     let support = cgroup::detect();
-    match Cgroup::acquire(&support, l) {
+    cgroup::sweep_stale(&support);
+    let name = format!("{}-{}", std::process::id(), unique());
+    match Cgroup::create(&support, &name, l) {
         Ok(Some(cg)) => Ok((Some(cg), support.mechanism())),
         Ok(None) if l.cpus.is_some() && !accepted => Err(SandboxError::Unavailable {
             layer: "cgroups",
@@ -372,6 +369,11 @@ fn limits(plan: &Plan) -> Result<(Option<Cgroup>, Mechanism), SandboxError> {
         Err(_) if accepted => Ok((None, Mechanism::Rlimit)),
         Err(e) => Err(SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() }),
     }
+}
+
+fn unique() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32)
 }
 
 fn identity(plan: &Plan) -> Result<Identity, SandboxError> {
@@ -469,4 +471,44 @@ fn idmapped_tree(p: &std::path::Path, userns: &std::fs::File) -> Result<OwnedFd,
             reason: format!("{}: {e} (the sandbox cannot own root-owned files without them)", p.display()),
         })?;
     Ok(tree)
+}
+
+/// Write end of the watcher's pipe, held for the life of this process.
+static WATCHER: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// Fork, once per supervisor process, a watcher that outlives us: when our
+/// end of its pipe closes (we exited or were SIGKILLed) it removes every
+/// cgroup we still own. Normal stops remove their own groups first.
+fn ensure_watcher() -> Result<(), SandboxError> {
+    if WATCHER.get().is_some() {
+        return Ok(());
+    }
+    let owner = std::process::id() as i32;
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::host("pipe")(e.into()))?;
+    // SAFETY: the supervisor is single-threaded (documented on start()).
+    match unsafe { fork() }.map_err(|e| SandboxError::host("fork watcher")(e.into()))? {
+        ForkResult::Child => {
+            drop(w);
+            let _ = nix::unistd::setsid();
+            if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                for fd in 0..3 {
+                    let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+                }
+            }
+            let _ = sys::close_all_except(r.as_raw_fd());
+            let mut buf = [0u8; 1];
+            // Returns on EOF: the supervisor is gone.
+            while let Ok(n) = nix::unistd::read(r.as_raw_fd(), &mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+            cgroup::remove_owned_by(&cgroup::detect(), owner);
+            sys::exit_now(0)
+        }
+        ForkResult::Parent { .. } => {
+            let _ = WATCHER.set(w);
+            Ok(())
+        }
+    }
 }

@@ -230,49 +230,27 @@ pub fn alive(pid: u32) -> bool {
     proc_status(&pid.to_string()).is_some_and(|s| s.iter().any(|(k, v)| k == "State" && !v.starts_with('Z')))
 }
 
-/// The cgroup directories (every hierarchy: memory, pids, cpu, unified, ...)
-/// of the sandbox slot that process `pid` (a sandbox's init) is in: the
-/// `clawcage-slot-<n>` directories under /sys/fs/cgroup, found from
-/// /proc/PID/cgroup. Empty when it is in no slot.
-pub fn slot_groups_of(pid: u32) -> Vec<PathBuf> {
-    fn walk(dir: &Path, name: &str, depth: usize, out: &mut Vec<PathBuf>) {
+/// Directories named `clawcage-<owner>-*` anywhere under /sys/fs/cgroup (every
+/// hierarchy: memory, pids, cpu, unified, ...).
+pub fn cgroup_leftovers(owner: u32) -> Vec<PathBuf> {
+    fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for e in entries.flatten() {
             let Ok(ft) = e.file_type() else { continue };
             if !ft.is_dir() || ft.is_symlink() {
                 continue;
             }
-            if e.file_name().to_string_lossy() == name {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
                 out.push(e.path());
-            } else if depth > 0 {
-                walk(&e.path(), name, depth - 1, out);
+            }
+            if depth > 0 {
+                walk(&e.path(), prefix, depth - 1, out);
             }
         }
     }
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let slot = text.lines().find_map(|l| l.rsplit('/').next().filter(|n| n.starts_with("clawcage-slot-")));
     let mut out = Vec::new();
-    if let Some(slot) = slot {
-        walk(Path::new("/sys/fs/cgroup"), slot, 12, &mut out);
-    }
+    walk(Path::new("/sys/fs/cgroup"), &format!("clawcage-{owner}-"), 12, &mut out);
     out
-}
-
-/// Of `groups`, those that still list a process or whose lock is held
-/// (`flock -n` fails): a slot must be empty and free once its run is over.
-pub fn busy_groups(groups: &[PathBuf]) -> Vec<String> {
-    let mut busy = Vec::new();
-    for g in groups {
-        let procs = std::fs::read_to_string(g.join("cgroup.procs")).unwrap_or_default();
-        if !procs.trim().is_empty() {
-            busy.push(format!("{}: processes {}", g.display(), procs.trim().replace('\n', " ")));
-        }
-        let free = Command::new("flock").args(["-n", "-x"]).arg(g).arg("true").status().unwrap();
-        if !free.success() {
-            busy.push(format!("{}: locked", g.display()));
-        }
-    }
-    busy
 }
 
 /// Lines of the host's (our) /proc/self/mountinfo that contain any of `needles`.
@@ -621,32 +599,4 @@ pub fn policy(extra_read: &str, write: &str, more: &str) -> String {
         "[filesystem]\nread = [\"/usr\", \"/bin\", \"/sbin\", \"/lib\", \"/lib64\", \"/etc\"{sep}{extra_read}]\n\
          write = [{write}]\n{more}\n"
     )
-}
-
-/// Processes in any `clawcage-slot-*` cgroup whose parent is pid 1: a
-/// sandbox init whose supervisor died without taking it along (other tests'
-/// live sandboxes have a live supervisor parent, so they do not count).
-pub fn orphaned_slot_processes() -> Vec<u32> {
-    fn walk(dir: &Path, depth: usize, out: &mut Vec<u32>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let Ok(ft) = e.file_type() else { continue };
-            if !ft.is_dir() || ft.is_symlink() {
-                continue;
-            }
-            if e.file_name().to_string_lossy().starts_with("clawcage-slot-") {
-                let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
-                out.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-            } else if depth > 0 {
-                walk(&e.path(), depth - 1, out);
-            }
-        }
-    }
-    let mut pids = Vec::new();
-    walk(Path::new("/sys/fs/cgroup"), 12, &mut pids);
-    pids.sort_unstable();
-    pids.dedup();
-    pids.into_iter()
-        .filter(|p| proc_status(&p.to_string()).is_some_and(|s| s.iter().any(|(k, v)| k == "PPid" && v.trim() == "1")))
-        .collect()
 }
