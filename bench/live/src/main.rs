@@ -2,7 +2,7 @@
 //! Starts one sandbox (default profile) and times K `/bin/true` execs into it,
 //! then starts M sandboxes at once, leaves them idle and measures their memory.
 //! Prints `key=value` lines for bench/spawn.sh.
-use clawcage_policy::{builtin, plan, Context};
+use clawcage_policy::{builtin, plan, Changes, Context};
 use clawcage_sandbox::{ExecSpec, Options, Sandbox};
 use std::error::Error;
 use std::path::PathBuf;
@@ -21,6 +21,7 @@ fn main() -> Res<()> {
         host_home: std::env::var_os("HOME").map_or_else(|| PathBuf::from("/nonexistent"), PathBuf::from),
         host_env: std::env::vars().collect(),
         extra_env: vec![],
+        default_changes: Changes::Direct,
     };
     let plan = plan(&policy, &ctx);
     let opts = Options::default();

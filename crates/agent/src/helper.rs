@@ -6,7 +6,7 @@
 //! The helper is single-threaded until the sandbox runs (`Sandbox::start`
 //! forks), and dies with its parent.
 
-use clawcage_sandbox::helper::{HelperReply, HelperRequest, HELPER_FD};
+use clawcage_sandbox::helper::{EgressStart, HelperReply, HelperRequest, HELPER_FD};
 use clawcage_sandbox::proto;
 use clawcage_sandbox::{Input, Options, Sandbox, Sink};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -33,10 +33,27 @@ pub fn serve() -> Result<(), HelperServeError> {
     // already gone.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let fd = ctl.as_fd();
-    let (plan, tty) = match proto::recv::<HelperRequest>(fd)? {
-        Some((HelperRequest::Start { plan, tty }, _)) => (plan, tty),
+    let (mut plan, tty, egress) = match proto::recv::<HelperRequest>(fd)? {
+        Some((HelperRequest::Start { plan, tty, egress }, _)) => (plan, tty, egress),
         Some((other, _)) => return Err(HelperServeError::Protocol(format!("expected Start, got {other:?}"))),
         None => return Ok(()),
+    };
+    // The egress side first: the CA bundle and secret placeholders go into
+    // the plan before the sandbox exists.
+    let prepared = match (&plan.network, egress) {
+        (None, _) => None,
+        (Some(_), None) => {
+            let error = "the plan has network but no egress configuration: refusing (nothing would serve it)";
+            proto::send(fd, &HelperReply::StartFailed { error: error.into() }, &[])?;
+            return Ok(());
+        }
+        (Some(_), Some(e)) => match prepare(&e, &mut plan) {
+            Ok(p) => Some(p),
+            Err(error) => {
+                proto::send(fd, &HelperReply::StartFailed { error }, &[])?;
+                return Ok(());
+            }
+        },
     };
     let mut sandbox = match Sandbox::start(&plan, &Options { tty }) {
         Ok(sb) => sb,
@@ -45,11 +62,32 @@ pub fn serve() -> Result<(), HelperServeError> {
             return Ok(());
         }
     };
+    // The proxy serves the listener init handed out (a thread of ours: the
+    // sandbox is started, forking is over).
+    let _proxy = match prepared {
+        None => None,
+        Some(p) => match start_proxy(p, &mut sandbox) {
+            Ok(h) => Some(h),
+            Err(error) => {
+                drop(sandbox);
+                proto::send(fd, &HelperReply::StartFailed { error }, &[])?;
+                return Ok(());
+            }
+        },
+    };
     proto::send(fd, &HelperReply::Ready { limits: sandbox.limits_mechanism().to_string() }, &[])?;
     loop {
         match proto::recv::<HelperRequest>(fd)? {
             Some((HelperRequest::Exec(wire), fds)) => {
                 let reply = exec(&mut sandbox, &wire.to_spec(), fds);
+                let fatal = matches!(reply, HelperReply::Error { .. });
+                proto::send(fd, &reply, &[])?;
+                if fatal {
+                    return Ok(());
+                }
+            }
+            Some((HelperRequest::Spawn(wire), fds)) => {
+                let reply = spawn(&mut sandbox, &wire.to_spec(), fds);
                 let fatal = matches!(reply, HelperReply::Error { .. });
                 proto::send(fd, &reply, &[])?;
                 if fatal {
@@ -95,6 +133,60 @@ fn exec(sandbox: &mut Sandbox, spec: &clawcage_sandbox::ExecSpec, fds: Vec<Owned
         }
         Err(e) => HelperReply::Error { error: e.to_string() },
     }
+}
+
+/// Start a background command on the three descriptors the client sent
+/// (init gets its own copies; ours close when this returns).
+fn spawn(sandbox: &mut Sandbox, spec: &clawcage_sandbox::ExecSpec, fds: Vec<OwnedFd>) -> HelperReply {
+    let [stdin, stdout, stderr]: [OwnedFd; 3] = match fds.try_into() {
+        Ok(a) => a,
+        Err(v) => return HelperReply::Error { error: format!("spawn needs 3 descriptors, got {}", v.len()) },
+    };
+    match sandbox.spawn(spec, stdin.as_fd(), stdout.as_fd(), stderr.as_fd()) {
+        Ok(Ok(id)) => HelperReply::Spawned { id },
+        Ok(Err(error)) => HelperReply::SpawnFailed { error },
+        Err(e) => HelperReply::Error { error: e.to_string() },
+    }
+}
+
+/// What `prepare` made for `start_proxy`.
+struct Prepared {
+    start: EgressStart,
+    policy: clawcage_policy::Policy,
+    ca: std::sync::Arc<clawcage_egress::tls::Ca>,
+    secrets: clawcage_egress::SecretTable,
+}
+
+/// Load (or create) the installation's CA, write the sandbox's CA bundle,
+/// and put secret placeholders into the plan; the values stay here.
+fn prepare(e: &EgressStart, plan: &mut clawcage_policy::Plan) -> Result<Prepared, String> {
+    use clawcage_egress::{tls, Secrets};
+    let policy = clawcage_policy::parse_str(&e.policy_toml, "the effective policy")
+        .map_err(|err| format!("egress: policy: {err}"))?;
+    let dir = e.state_dir.join("ca");
+    let ca = std::sync::Arc::new(tls::Ca::load_or_create(&dir).map_err(|err| format!("egress CA: {err}"))?);
+    let bundle = tls::write_bundle(&ca, &dir).map_err(|err| format!("egress CA bundle: {err}"))?;
+    plan.set_ca_bundle(bundle);
+    let (env, secrets) = Secrets::prepare(&policy).map_err(|err| format!("egress: {err}"))?;
+    for (name, placeholder) in env {
+        plan.set_env(&name, &placeholder);
+    }
+    Ok(Prepared { start: e.clone(), policy, ca, secrets })
+}
+
+/// Serve the sandbox's egress listener; decisions go to the audit log as
+/// the task's records.
+fn start_proxy(p: Prepared, sandbox: &mut Sandbox) -> Result<clawcage_egress::ProxyHandle, String> {
+    use clawcage_store::audit::{AuditLog, SigningKey};
+    let listener = sandbox.take_proxy_listener().ok_or("egress: the sandbox handed out no listener")?;
+    let key = SigningKey::from_env().map_err(|e| format!("audit signing key: {e}"))?;
+    let paths = clawcage_store::StatePaths::new(&p.start.state_dir);
+    let log = AuditLog::open(&paths, key).map_err(|e| format!("audit log: {e}"))?;
+    let sink =
+        std::sync::Arc::new(crate::audit::AuditSink::new(std::sync::Arc::new(log), Some(p.start.sandbox.clone())));
+    let config = clawcage_egress::Config::new(&p.policy, &p.start.sandbox, &p.start.policy_name, p.secrets, Some(p.ca))
+        .map_err(|e| format!("egress: {e}"))?;
+    clawcage_egress::Proxy::spawn(config, listener, sink).map_err(|e| format!("egress proxy: {e}"))
 }
 
 fn take_control_socket() -> Result<OwnedFd, HelperServeError> {

@@ -36,6 +36,8 @@ pub struct AgentOptions {
     pub workspace: Option<PathBuf>,
     /// `provider:model`; `None`: the resumed task's, else `CLAWCAGE_MODEL`.
     pub model: Option<String>,
+    /// The policy file, to name in the egress proxy's refusals.
+    pub policy_file: Option<PathBuf>,
     /// The user's prompt.
     pub prompt: String,
     /// Continue this task.
@@ -48,8 +50,9 @@ pub struct AgentOptions {
     pub env: BTreeMap<String, String>,
     /// The invoking user's home (for `~/` in the policy).
     pub host_home: PathBuf,
-    /// The approvals hook.
-    pub gate: Arc<dyn ToolGate>,
+    /// The approvals hook; `None`: the policy's `[approvals]` asked at the
+    /// terminal when it has rules, else allow-all.
+    pub gate: Option<Arc<dyn ToolGate>>,
     /// Retry policy override (tests shorten it).
     pub retry: Option<RetryPolicy>,
 }
@@ -199,6 +202,19 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
     }
     ui.notice(&format!("task {task} ({}, workspace {})", provider.config().spec(), workspace.display()));
 
+    let gate: Arc<dyn ToolGate> = match &opts.gate {
+        Some(g) => g.clone(),
+        None if !opts.policy.approvals.commands.is_empty() || !opts.policy.approvals.writes.is_empty() => {
+            Arc::new(crate::gate::ApprovalsGate::new(
+                paths.db.clone(),
+                log.clone(),
+                opts.policy.approvals.clone(),
+                workspace.clone(),
+                Arc::new(clawcage_review::approve::TerminalPrompter::new()),
+            ))
+        }
+        None => Arc::new(crate::gate::AllowAll),
+    };
     let sink = AuditSink::new(log, Some(task.clone()));
     let fail = |detail: String| {
         let _ = sink.append("task_end", json!({ "status": "failed", "detail": detail }));
@@ -225,7 +241,16 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
 
     // The sandbox, in its helper process, started from this (main) thread.
     let args: Vec<&str> = opts.helper.args.iter().map(String::as_str).collect();
-    let client = match Client::spawn(&opts.helper.program, &args, &plan, false) {
+    let egress = plan.network.as_ref().map(|_| clawcage_sandbox::helper::EgressStart {
+        policy_toml: opts.policy.to_toml(),
+        policy_name: opts
+            .policy_file
+            .as_ref()
+            .map_or("your policy file (the built-in default applies)".into(), |p| p.display().to_string()),
+        sandbox: task.clone(),
+        state_dir: paths.dir.clone(),
+    });
+    let client = match Client::spawn_with(&opts.helper.program, &args, &plan, false, egress) {
         Ok(c) => c,
         Err(e) => {
             fail(format!("sandbox start: {e}"));
@@ -257,7 +282,7 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         sandbox: sandbox.clone(),
         store: &store,
         sink: sink.clone(),
-        gate: opts.gate.clone(),
+        gate,
         limits: opts.limits,
         system,
         turns,

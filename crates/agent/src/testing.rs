@@ -156,6 +156,8 @@ impl FakeServer {
                         _ = &mut stopped => return,
                         accepted = listener.accept() => {
                             let Ok((tcp, _)) = accepted else { continue };
+                            // Small SSE frames must not wait for delayed ACKs (Nagle).
+                            let _ = tcp.set_nodelay(true);
                             let sh = sh.clone();
                             tokio::spawn(async move {
                                 let svc = hyper::service::service_fn(move |req| handle(wire, sh.clone(), req));

@@ -1,13 +1,11 @@
 //! `clawcage agent`: wiring only. The run itself is `clawcage_agent::task::run`.
 
 use anyhow::{Context as _, Result};
-use clawcage_agent::gate::AllowAll;
 use clawcage_agent::runner::Limits;
 use clawcage_agent::task::{AgentOptions, HelperCommand, TerminalUi};
 use clawcage_store::TaskStatus;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Exit status of a cancelled task (as a shell reports SIGINT).
 const EXIT_CANCELLED: u8 = 130;
@@ -22,19 +20,21 @@ pub fn agent(
     resume: Option<String>,
     prompt: String,
 ) -> Result<ExitCode> {
+    let policy_file = policy.map(Path::to_path_buf);
     let policy = crate::load_policy(policy)?;
     let program = std::env::current_exe().context("path of the clawcage binary")?;
     let opts = AgentOptions {
         policy,
         workspace,
         model,
+        policy_file,
         prompt,
         resume,
         limits,
         helper: HelperCommand { program, args: vec!["__sandbox-helper".into()] },
         env: std::env::vars().collect(),
         host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
-        gate: Arc::new(AllowAll),
+        gate: None,
         retry: None,
     };
     let mut ui = TerminalUi::new();

@@ -15,6 +15,7 @@ mod audit_cmd;
 mod egress;
 mod review_cmd;
 mod serve_cmd;
+mod skill_cmd;
 mod tasks_cmd;
 mod term;
 
@@ -95,6 +96,11 @@ enum Cmd {
     Audit {
         #[command(subcommand)]
         cmd: AuditCmd,
+    },
+    /// Skills: install (after approving their declared needs), list, show, remove.
+    Skill {
+        #[command(subcommand)]
+        cmd: SkillCmd,
     },
     /// Show the changes a reviewed task holds, as a unified diff.
     Diff {
@@ -189,6 +195,48 @@ enum AuditCmd {
 }
 
 #[derive(Subcommand)]
+enum SkillCmd {
+    /// Install a skill directory or an https:// .tar.gz after showing its needs.
+    Add {
+        /// A directory holding SKILL.md, or an https:// URL of a .tar.gz.
+        source: String,
+        /// Approve without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Run a script of an approved skill under the task's policy intersected
+    /// with the skill's declared needs (never more than either allows).
+    Run {
+        /// Skill name.
+        name: String,
+        /// The task's policy file (TOML); without it the built-in `default` profile.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The task's workspace (default: the current directory).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Extra environment variable for the script (repeatable).
+        #[arg(long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        /// The script (relative to the skill's directory) and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// The approved skills and whether their files still match.
+    List,
+    /// One skill's needs and approval.
+    Show {
+        /// Skill name.
+        name: String,
+    },
+    /// Remove a skill.
+    Rm {
+        /// Skill name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum PolicyCmd {
     /// Validate a policy file and print the effective policy.
     Check {
@@ -219,6 +267,13 @@ fn main() -> ExitCode {
         Cmd::Audit { cmd: AuditCmd::Verify } => audit_cmd::verify(),
         Cmd::Audit { cmd: AuditCmd::Show { task } } => audit_cmd::show(task.as_deref()),
         Cmd::Audit { cmd: AuditCmd::Export { format } } => audit_cmd::export(&format),
+        Cmd::Skill { cmd: SkillCmd::Add { source, yes } } => skill_cmd::add(&source, yes),
+        Cmd::Skill { cmd: SkillCmd::Run { name, policy, workspace, env, command } } => {
+            skill_cmd::run(&name, policy.as_deref(), workspace, &env, command)
+        }
+        Cmd::Skill { cmd: SkillCmd::List } => skill_cmd::list(),
+        Cmd::Skill { cmd: SkillCmd::Show { name } } => skill_cmd::show(&name),
+        Cmd::Skill { cmd: SkillCmd::Rm { name } } => skill_cmd::rm(&name),
         Cmd::Serve { config, check_config } => serve_cmd::serve(&config, check_config),
         Cmd::Schedule { cmd: ScheduleCmd::Add { config, group, cron, at, prompt } } => {
             serve_cmd::schedule_add(&config, group, cron, at, prompt)
@@ -271,19 +326,47 @@ fn run(
     changes: Option<&str>,
     command: Vec<String>,
 ) -> Result<ExitCode> {
+    let policy = load_policy(policy_path)?;
+    let name =
+        policy_path.map_or("your policy file (the built-in default applies)".into(), |p| p.display().to_string());
+    let workspace = match workspace {
+        Some(w) => w,
+        None => std::env::current_dir().context("current directory")?,
+    };
+    let workspace = std::fs::canonicalize(&workspace).with_context(|| format!("workspace {}", workspace.display()))?;
+    run_policy(policy, &name, workspace, env, flags, changes, RunExtra { command, ..RunExtra::default() })
+}
+
+/// What callers of [`run_policy`] other than `run` add.
+#[derive(Default)]
+struct RunExtra {
+    /// The command and its arguments.
+    command: Vec<String>,
+    /// Working directory inside (default: the workspace).
+    cwd: Option<PathBuf>,
+    /// An audit record `(kind, data)` appended right after the task's first records.
+    record: Option<(&'static str, serde_json::Value)>,
+}
+
+/// `run` with the policy already loaded (`policy_name` names it in the
+/// egress proxy's refusals) and a canonical workspace.
+fn run_policy(
+    mut policy: Policy,
+    policy_name: &str,
+    workspace: PathBuf,
+    env: &[String],
+    flags: RunFlags,
+    changes: Option<&str>,
+    extra: RunExtra,
+) -> Result<ExitCode> {
     let tty = flags.tty;
-    let mut policy = load_policy(policy_path)?;
+    let command = extra.command;
     match changes {
         Some("review") => policy.filesystem.changes = Some(Changes::Review),
         Some("direct") => policy.filesystem.changes = Some(Changes::Direct),
         Some(other) => anyhow::bail!("--changes {other:?}: expected \"review\" or \"direct\""),
         None => {}
     }
-    let workspace = match workspace {
-        Some(w) => w,
-        None => std::env::current_dir().context("current directory")?,
-    };
-    let workspace = std::fs::canonicalize(&workspace).with_context(|| format!("workspace {}", workspace.display()))?;
     let extra_env = env
         .iter()
         .map(|kv| match kv.split_once('=') {
@@ -307,6 +390,9 @@ fn run(
     };
     // The audit trail comes first: no record, no sandbox (exit 125).
     let mut record = audit::RunRecord::begin(&policy, &plan.workspace, &command)?;
+    if let Some((kind, data)) = extra.record {
+        record.log().append(Some(record.task()), kind, data)?;
+    }
     let held = match plan.direct_changes {
         true => None,
         false => {
@@ -326,9 +412,7 @@ fn run(
     record.sandbox_started(&sandbox.limits_mechanism().to_string())?;
     let proxy = match egress {
         Some(prepared) => {
-            let name = policy_path
-                .map_or("your policy file (the built-in default applies)".into(), |p| p.display().to_string());
-            let started = egress::start(prepared, &policy, &mut sandbox, &record, &name, flags.log_network);
+            let started = egress::start(prepared, &policy, &mut sandbox, &record, policy_name, flags.log_network);
             Some(started.map_err(|e| record.failed("egress proxy", e))?)
         }
         None => None,
@@ -336,8 +420,13 @@ fn run(
 
     // Signals for the command arrive through a signalfd from now on.
     let signals = term::block_forwarded_signals(tty).context("signal setup")?;
-    let spec = ExecSpec { argv: command, tty: if tty { Some(term::size()) } else { None }, ..ExecSpec::default() };
-    record.exec(&spec.argv, &plan.workspace)?;
+    let spec = ExecSpec {
+        argv: command,
+        tty: if tty { Some(term::size()) } else { None },
+        cwd: extra.cwd.clone(),
+        ..ExecSpec::default()
+    };
+    record.exec(&spec.argv, spec.cwd.as_deref().unwrap_or(&plan.workspace))?;
     let raw = if tty { term::RawMode::enter() } else { None };
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let outcome = sandbox.exec(

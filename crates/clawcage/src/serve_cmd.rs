@@ -1,11 +1,15 @@
 //! `clawcage serve` and `clawcage schedule add|list|rm`: wiring to
 //! clawcage-server.
 
-use anyhow::{bail, Result};
+use anyhow::{Context as _, Result};
+use clawcage_agent::runner::Limits;
+use clawcage_agent::task::HelperCommand;
 use clawcage_server::schedule::{self, NewScheduleRequest};
 use clawcage_store::{StatePaths, Store};
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// `serve [--config F] [--check-config]`.
 pub fn serve(config: &Path, check: bool) -> Result<ExitCode> {
@@ -36,12 +40,20 @@ pub fn serve(config: &Path, check: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     init_logs();
-    // Fail closed: no task may be accepted that nothing can run.
-    bail!(
-        "{}: this build has no agent task runtime to run tasks with (crates/agent has no task loop yet); \
-         `--check-config` validates the config",
-        config.display()
-    )
+    let paths = StatePaths::from_env()?;
+    paths.create()?;
+    let key = clawcage_store::audit::SigningKey::from_env()?;
+    let program = std::env::current_exe().context("path of the clawcage binary")?;
+    let runner = clawcage_server::agent_runner::AgentRunner {
+        helper: HelperCommand { program, args: vec!["__sandbox-helper".into()] },
+        env: std::env::vars().collect(),
+        host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
+        limits: Limits::default(),
+        paths: paths.clone(),
+        audit: Arc::new(clawcage_store::audit::AuditLog::open(&paths, key.clone())?),
+    };
+    clawcage_server::run_until_signal(cfg, paths, key, Arc::new(runner))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// JSON logs on stderr, filtered by RUST_LOG (default info).

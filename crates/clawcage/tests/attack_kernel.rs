@@ -207,3 +207,26 @@ fn descriptors_inherited_from_the_caller_are_closed_inside() {
     // 0-2 and the one ls opened for the listing.
     assert!(fds.len() <= 4, "descriptors inside: {fds:?}");
 }
+
+#[test]
+fn no_set_id_file_can_be_left_in_the_workspace_for_the_host() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new("k-setid");
+    let script = "cp /bin/true t1; chmod 4755 t1; chmod u+s t1; chmod g+s t1; cp /bin/true t2; \
+                  install -m 4755 /bin/true t3; mkdir d; chmod 2775 d; \
+                  python3 -c \"import os; os.close(os.open('t4', os.O_CREAT | os.O_WRONLY, 0o6755))\"; \
+                  python3 -c \"import os; os.chmod('t2', 0o4755)\"; \
+                  cp /bin/true ok; chmod 755 ok && ./ok && echo legit=ok";
+    let run = fx.sh(script);
+    assert!(run.stdout.contains("legit=ok"), "{}{}", run.stdout, run.stderr);
+    let mut set_id = Vec::new();
+    for entry in std::fs::read_dir(&fx.ws).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode();
+        if mode & 0o6000 != 0 {
+            set_id.push(format!("{} {mode:o}", entry.file_name().to_string_lossy()));
+        }
+    }
+    assert!(set_id.is_empty(), "set-id files reached the host: {set_id:?}\n{}", run.stderr);
+    assert!(run.stderr.contains("Operation not permitted"), "{}", run.stderr);
+}

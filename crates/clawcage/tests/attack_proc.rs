@@ -19,12 +19,12 @@ fn host_processes_are_invisible() {
     let mark = format!("3600.{}", std::process::id());
     let mut host = std::process::Command::new("sleep").arg(&mark).spawn().unwrap();
     let fx = Fixture::new("proc-pids");
-    // The pattern is put together at run time, so the script's own command
-    // line (visible inside) does not contain it.
-    let (a, b) = mark.split_at(3);
+    // `3600[.]PID` matches the mark but not itself, so the command lines of
+    // the script and of grep (both visible inside) do not count.
+    let pattern = mark.replacen('.', "[.]", 1);
     let script = format!(
-        "ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; m=$(printf %s%s {a} {b}); \
-         cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c \"$m\"; \
+        "ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; \
+         cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c '{pattern}'; \
          kill -0 {pid} && echo killed-host || echo no-such-pid; cat /proc/1/cmdline | tr -d '\\0'; echo",
         pid = host.id()
     );
@@ -116,4 +116,47 @@ fn the_cgroup_and_mount_views_are_the_sandboxs_own() {
     let mounts: Vec<&str> = rest.lines().collect();
     assert!(!mounts.iter().any(|m| *m == "/sys" || m.starts_with("/sys/") || m.starts_with("/oldroot")), "{mounts:?}");
     assert_eq!(mounts.last().copied(), Some("clawcage"), "hostname");
+}
+
+#[test]
+fn init_is_out_of_reach_of_the_commands_it_runs() {
+    let fx = Fixture::new("proc-init");
+    let script = [
+        probe("fds", "ls /proc/1/fd"),
+        probe("mem", "dd if=/proc/1/mem bs=1 count=1 skip=4096"),
+        probe("environ", "grep -q . /proc/1/environ"),
+        probe("kill_init", "kill -KILL 1"),
+        probe("own_fds", "ls /proc/self/fd"),
+        "echo after=$(echo alive)".to_string(),
+    ]
+    .concat();
+    let run = fx.sh(&script);
+    run.expect_code(0);
+    let v = kv(&run.stdout);
+    for k in ["fds", "mem", "environ"] {
+        assert_eq!(v[k], "err", "{k}: init's state is readable\n{}", run.stdout);
+    }
+    // Signals to pid 1 from inside its namespace are ignored unless it handles them.
+    assert_eq!(v["after"], "alive", "{}", run.stdout);
+    assert_eq!(v["own_fds"], "ok");
+}
+
+#[test]
+fn signals_to_everyone_stay_inside_the_sandbox() {
+    let mut host = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let fx = Fixture::new("proc-kill");
+    // kill -1 reaches every process the caller can signal: inside, that is
+    // only the sandbox's own (the shell itself survives POSIX kill -1).
+    let (run, pid) = run_bounded(
+        fx.command(&["/bin/bash", "-c", "sleep 100 & kill -KILL -1; wait; echo survived"]),
+        false,
+        std::time::Duration::from_secs(60),
+    );
+    let host_alive = alive(host.id());
+    let _ = host.kill();
+    let _ = host.wait();
+    assert!(host_alive, "a host process was killed from inside");
+    assert!(!alive(pid), "clawcage itself did not finish");
+    run.expect_code(0);
+    assert_eq!(run.stdout, "survived\n", "{}", run.stderr);
 }

@@ -31,6 +31,19 @@ pub use plan::{
 };
 pub use profiles::{builtin, PROFILES};
 
+/// Parse one `read`/`write` path as a policy file would (no globs): for
+/// other files that name paths in the policy's syntax, such as a skill's
+/// declared needs. The error is the message without a location.
+pub fn parse_path_spec(s: &str) -> Result<PathSpec, String> {
+    values::parse_path(s, false)
+}
+
+/// Check one `[network] allow` pattern as a policy file would (`host`,
+/// `*.suffix`, an IP, each with an optional `:port`).
+pub fn check_host_pattern(s: &str) -> Result<(), String> {
+    values::check_host(s)
+}
+
 #[cfg(test)]
 mod parse_tests;
 #[cfg(test)]

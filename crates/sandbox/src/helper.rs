@@ -37,15 +37,38 @@ pub const HELPER_FD: i32 = 3;
 pub enum HelperRequest {
     /// Start the sandbox (first message, exactly once).
     Start {
-        /// The plan to carry out (boxed: it dwarfs the other messages).
+        /// The plan to carry out.
         plan: Box<Plan>,
         /// Mount a private devpts (commands may get a pty).
         tty: bool,
+        /// For plans with network: what the helper needs to serve the egress
+        /// proxy on the listener the sandbox hands out.
+        #[serde(default)]
+        egress: Option<EgressStart>,
     },
     /// Run one command. Descriptors: stdin, stdout, stderr.
     Exec(WireExec),
+    /// Start a background command ([`crate::Sandbox::spawn`]) whose stdio
+    /// are the three descriptors sent (not relayed). Replies
+    /// [`HelperReply::Spawned`] or [`HelperReply::SpawnFailed`].
+    Spawn(WireExec),
     /// Stop the sandbox and exit.
     Stop,
+}
+
+/// What the helper's egress proxy needs. Secret values never travel: the
+/// helper reads them itself (from its environment or files, as the policy
+/// says), so they live only in the helper process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EgressStart {
+    /// The effective policy as canonical TOML (`Policy::to_toml`).
+    pub policy_toml: String,
+    /// How to name the policy in the proxy's refusals ("add a rule to ...").
+    pub policy_name: String,
+    /// The sandbox id in egress records (the task id).
+    pub sandbox: String,
+    /// The state directory (audit log, the installation's CA).
+    pub state_dir: std::path::PathBuf,
 }
 
 /// One command, as it travels to the helper.
@@ -115,6 +138,16 @@ pub enum HelperReply {
         /// One line.
         error: String,
     },
+    /// A background command runs, as command `id`.
+    Spawned {
+        /// Its command id.
+        id: u64,
+    },
+    /// A background command could not be started (the sandbox still runs).
+    SpawnFailed {
+        /// One line.
+        error: String,
+    },
     /// The sandbox is stopped; the helper exits.
     Stopped,
 }
@@ -150,6 +183,19 @@ fn local(step: &'static str) -> impl FnOnce(Errno) -> HelperError {
     move |e| HelperError::Local { step, source: e.into() }
 }
 
+/// A background command's pipe ends ([`Client::spawn_background`]).
+#[derive(Debug)]
+pub struct Background {
+    /// Its command id in the sandbox.
+    pub id: u64,
+    /// Write end of its stdin (closing it is its end of file).
+    pub stdin: OwnedFd,
+    /// Read end of its stdout.
+    pub stdout: OwnedFd,
+    /// Read end of its stderr.
+    pub stderr: OwnedFd,
+}
+
 /// The client side of one helper (one sandbox). Blocking; async callers use
 /// `spawn_blocking`. Dropping it kills the helper, and with it the sandbox.
 pub struct Client {
@@ -173,6 +219,18 @@ impl Client {
     /// `PR_SET_PDEATHSIG` counts parents): call it from a thread that lives
     /// as long as the sandbox should, such as the main thread.
     pub fn spawn(program: &Path, args: &[&str], plan: &Plan, tty: bool) -> Result<Client, HelperError> {
+        Client::spawn_with(program, args, plan, tty, None)
+    }
+
+    /// Like [`Client::spawn`], with the egress proxy's configuration for a
+    /// plan with network.
+    pub fn spawn_with(
+        program: &Path,
+        args: &[&str],
+        plan: &Plan,
+        tty: bool,
+        egress: Option<EgressStart>,
+    ) -> Result<Client, HelperError> {
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(local("socketpair"))?;
         let fd = theirs.as_raw_fd();
@@ -204,7 +262,7 @@ impl Client {
             cmd.spawn().map_err(|source| HelperError::Spawn { program: program.display().to_string(), source })?;
         drop(theirs);
         let mut client = Client { ctl: ours, child, limits: String::new(), done: false };
-        client.send(&HelperRequest::Start { plan: Box::new(plan.clone()), tty }, &[])?;
+        client.send(&HelperRequest::Start { plan: Box::new(plan.clone()), tty, egress }, &[])?;
         match client.recv()? {
             HelperReply::Ready { limits } => {
                 client.limits = limits;
@@ -315,6 +373,31 @@ impl Client {
             }
         }
         reply.ok_or_else(|| HelperError::Gone("no reply".into()))
+    }
+
+    /// Start a long-lived command in the background (an MCP server): it runs
+    /// inside the sandbox under the same layers as every command, beside the
+    /// later [`Client::exec_collect`]s, with its stdio connected straight to
+    /// the returned pipe ends. It ends when it exits or the sandbox stops.
+    pub fn spawn_background(&mut self, spec: &ExecSpec) -> Result<Background, HelperError> {
+        let flags = nix::fcntl::OFlag::O_CLOEXEC;
+        let (in_r, in_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
+        let (out_r, out_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
+        let (err_r, err_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
+        self.send(
+            &HelperRequest::Spawn(WireExec::from_spec(spec)),
+            &[in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+        )?;
+        drop((in_r, out_w, err_w));
+        match self.recv()? {
+            HelperReply::Spawned { id } => Ok(Background { id, stdin: in_w, stdout: out_r, stderr: err_r }),
+            HelperReply::SpawnFailed { error } => Err(HelperError::Start(error)),
+            HelperReply::Error { error } => {
+                self.done = true;
+                Err(HelperError::Gone(error))
+            }
+            other => Err(HelperError::Gone(format!("unexpected reply to spawn: {other:?}"))),
+        }
     }
 
     /// Stop the sandbox and wait for the helper to exit.

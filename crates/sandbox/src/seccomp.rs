@@ -577,6 +577,18 @@ mod tests {
 
     const NOWHERE: *const libc::c_char = c"/nonexistent-clawcage".as_ptr();
     const NULL: *const libc::c_void = std::ptr::null();
+    /// A file in a missing directory: creating it fails with ENOENT unfiltered.
+    const MISSING_FILE: *const libc::c_char = c"/nonexistent-clawcage/f".as_ptr();
+
+    /// fchmod on a fresh memfd (a file nothing else sees) to `mode`.
+    fn memfd_chmod(mode: u32) -> i32 {
+        // SAFETY: memfd_create with a NUL-terminated literal name and no flags.
+        let fd = unsafe { libc::syscall(libc::SYS_memfd_create, c"clawcage-probe".as_ptr(), 0) };
+        if fd < 0 {
+            return 248;
+        }
+        sys!(libc::SYS_fchmod, fd, mode)
+    }
 
     /// One line per probe, like the table it checks.
     #[rustfmt::skip]
@@ -680,6 +692,23 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             probe!("ioperm", "empty range", DENIED, || sys!(SYS_ioperm, 0, 0, 0)),
             probe!("fanotify_init", "FAN_CLASS_NOTIF", DENIED, || sys!(SYS_fanotify_init, 0, 0)),
+            probe!("openat", "O_CREAT with S_ISUID", DENIED, || sys!(SYS_openat, AT_FDCWD, MISSING_FILE, O_CREAT | O_WRONLY, 0o4755)),
+            probe!("openat", "O_CREAT with S_ISGID", DENIED, || sys!(SYS_openat, AT_FDCWD, MISSING_FILE, O_CREAT | O_WRONLY, 0o2755)),
+            probe!("openat", "plain read", OK, || sys!(SYS_openat, AT_FDCWD, c"/".as_ptr(), O_RDONLY | O_CLOEXEC, 0)),
+            #[cfg(target_arch = "x86_64")]
+            probe!("open", "O_CREAT with S_ISUID", DENIED, || sys!(SYS_open, MISSING_FILE, O_CREAT | O_WRONLY, 0o4755)),
+            #[cfg(target_arch = "x86_64")]
+            probe!("creat", "S_ISUID", DENIED, || sys!(SYS_creat, MISSING_FILE, 0o4755)),
+            #[cfg(target_arch = "x86_64")]
+            probe!("chmod", "S_ISUID", DENIED, || sys!(SYS_chmod, NOWHERE, 0o4755)),
+            #[cfg(target_arch = "x86_64")]
+            probe!("mknod", "regular file with S_ISUID", DENIED, || sys!(SYS_mknod, MISSING_FILE, S_IFREG | 0o4755, 0)),
+            probe!("fchmod", "memfd with S_ISUID", DENIED, || memfd_chmod(0o4755)),
+            probe!("fchmod", "memfd 0600", OK, || memfd_chmod(0o600)),
+            probe!("fchmodat", "S_ISGID", DENIED, || sys!(SYS_fchmodat, AT_FDCWD, NOWHERE, 0o2755)),
+            probe!("fchmodat2", "S_ISUID", DENIED, || sys!(SYS_fchmodat2, AT_FDCWD, NOWHERE, 0o4755, 0)),
+            probe!("mknodat", "regular file with S_ISUID", DENIED, || sys!(SYS_mknodat, AT_FDCWD, MISSING_FILE, S_IFREG | 0o4755, 0)),
+            probe!("openat2", "null how", NO_SYS, || sys!(SYS_openat2, AT_FDCWD, NOWHERE, NULL, 0)),
             probe!("getpid", "still allowed", OK, || sys!(SYS_getpid)),
             probe!("-1", "invalid number left to the kernel", NO_SYS, || sys!(-1 as c_long)),
         ]

@@ -236,14 +236,13 @@ impl Sandbox {
             }
             None => (None, None),
         };
-        let master = match proto::recv::<Reply>(self.ctl.as_fd()) {
-            Ok(Some((Reply::Started { .. }, mut fds))) => master.or_else(|| fds.pop()),
-            Ok(Some((Reply::Failed { errno, detail, .. }, _))) => {
+        let master = match self.recv_started(id)? {
+            (Reply::Started { .. }, mut fds) => master.or_else(|| fds.pop()),
+            (Reply::Failed { errno, detail, .. }, _) => {
                 let prog = spec.argv.first().map(String::as_str).unwrap_or("");
                 return Ok(Outcome::StartFailed(errno, format!("cannot run {prog}: {detail}")));
             }
-            Ok(other) => return Err(SandboxError::Gone(format!("unexpected reply: {other:?}"))),
-            Err(e) => return Err(SandboxError::Gone(e.to_string())),
+            (other, _) => return Err(SandboxError::Gone(format!("unexpected reply: {other:?}"))),
         };
         let oom_before = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
         let limits = pump::Limits {
@@ -260,6 +259,58 @@ impl Sandbox {
             pump::End::TimedOut => Outcome::TimedOut,
             pump::End::OutputLimit => Outcome::OutputLimit,
         })
+    }
+
+    /// Wait for init's answer to starting command `id`. A background
+    /// command (see [`Sandbox::spawn`]) may end meanwhile: its exit report
+    /// is skipped.
+    fn recv_started(&self, id: u64) -> Result<(Reply, Vec<OwnedFd>), SandboxError> {
+        loop {
+            match proto::recv::<Reply>(self.ctl.as_fd()) {
+                Ok(Some((Reply::Exited { id: other, .. }, _))) if other != id => continue,
+                Ok(Some(got)) => return Ok(got),
+                Ok(None) => return Err(SandboxError::Gone("init exited".into())),
+                Err(e) => return Err(SandboxError::Gone(e.to_string())),
+            }
+        }
+    }
+
+    /// Start a long-lived command in the background (an MCP server, say)
+    /// whose stdin, stdout and stderr are the given descriptors themselves
+    /// (pipes the caller holds the other ends of), not relayed: the call
+    /// returns once it runs, and later [`Sandbox::exec`]s run beside it. It
+    /// lives under every layer of the sandbox like any command, has no
+    /// timeout or output limit, and ends when it exits or the sandbox stops.
+    /// Returns its command id, or the reason it could not be started.
+    pub fn spawn(
+        &mut self,
+        spec: &ExecSpec,
+        stdin: BorrowedFd<'_>,
+        stdout: BorrowedFd<'_>,
+        stderr: BorrowedFd<'_>,
+    ) -> Result<Result<u64, String>, SandboxError> {
+        if spec.tty.is_some() {
+            return Ok(Err("a background command cannot have a tty".into()));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = Request::Exec {
+            id,
+            argv: spec.argv.clone(),
+            env: spec.env.clone().unwrap_or_else(|| self.plan.env.clone()),
+            cwd: spec.cwd.clone().unwrap_or_else(|| self.plan.workspace.clone()).to_string_lossy().into_owned(),
+            tty: None,
+        };
+        let fds = [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()];
+        proto::send(self.ctl.as_fd(), &req, &fds).map_err(|e| SandboxError::Gone(e.to_string()))?;
+        match self.recv_started(id)? {
+            (Reply::Started { .. }, _) => Ok(Ok(id)),
+            (Reply::Failed { detail, .. }, _) => {
+                let prog = spec.argv.first().map(String::as_str).unwrap_or("");
+                Ok(Err(format!("cannot run {prog}: {detail}")))
+            }
+            (other, _) => Err(SandboxError::Gone(format!("unexpected reply: {other:?}"))),
+        }
     }
 
     /// Run one command with `stdin` as its input and collect its output.

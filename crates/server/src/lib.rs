@@ -9,6 +9,7 @@
 //! - [`schedule`]: cron and one-shot schedules, fired exactly once.
 //! - [`api`]: the HTTP API (bearer token), `/metrics`, `/openapi.json`.
 
+pub mod agent_runner;
 pub mod api;
 pub mod channels;
 pub mod config;

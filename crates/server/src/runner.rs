@@ -88,6 +88,11 @@ impl Cancel {
         Cancel(rx)
     }
 
+    /// The underlying receiver (for runtimes that take one).
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.0.clone()
+    }
+
     /// Whether it has fired.
     pub fn is_cancelled(&self) -> bool {
         *self.0.borrow()

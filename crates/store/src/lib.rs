@@ -8,6 +8,7 @@
 //! - Tasks, their messages and tool calls ([`tasks`]).
 //! - Schedules that fire exactly once per due time, the task queue with
 //!   leases, and approvals ([`work`]).
+//! - Installed skills with their approved hash and needs ([`skills`]).
 //! - [`audit::AuditLog`]: the tamper-evident audit log (`audit.jsonl`) whose
 //!   head is kept in the store; [`audit::verify`] checks it.
 //!
@@ -18,6 +19,7 @@ pub mod audit;
 mod error;
 pub mod paths;
 mod schema;
+pub mod skills;
 pub mod tasks;
 pub mod time;
 pub mod work;

@@ -154,5 +154,21 @@ ALTER TABLE approvals_v4 RENAME TO approvals;
 CREATE INDEX approvals_pending ON approvals (status, expires_ms);
 ";
 
+/// Migration 5: installed skills with the content hash and the needs an
+/// operator approved (`needs`: the skill's `clawcage:` table as JSON). A
+/// skill whose files no longer hash to `hash` is refused until re-approved.
+const V5: &str = "
+CREATE TABLE skills (
+    name        TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    hash        TEXT NOT NULL CHECK (length(hash) = 64),
+    needs       TEXT NOT NULL CHECK (json_valid(needs)),
+    source      TEXT NOT NULL,
+    dir         TEXT NOT NULL,
+    approved_by TEXT,
+    approved_ms INTEGER NOT NULL
+) STRICT;
+";
+
 /// Every migration, in order; `user_version` = how many are applied.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];

@@ -203,6 +203,7 @@ impl Provider {
     pub fn new(cfg: ProviderConfig) -> Result<Provider, ProviderError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
             .user_agent(concat!("clawcage/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ProviderError::Config(format!("HTTP client: {e}")))?;

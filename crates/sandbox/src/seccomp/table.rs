@@ -61,6 +61,9 @@ const PERSONAS: &[Named] = &[
     n!(0x0002_0008, "PER_LINUX32|UNAME26"),
     n!(0xffff_ffff, "query"),
 ];
+/// Mode bits that make an executable run as its owner or group.
+const SET_ID_BITS: &[Named] = &[n!(S_ISUID), n!(S_ISGID)];
+const SET_ID_REASON: &str = "a set-id mode on a file in a writable path would survive on the host: a setuid binary owned by the sandbox's host identity (host root on an idmapped workspace) that any host user could run";
 const MOUNT_REASON: &str =
     "changes the mount table: could uncover or make writable what the mount plan hid or made read-only";
 
@@ -77,6 +80,15 @@ pub(super) const TABLE: &[Entry] = &[
     // Argument-checked (run at run time for allowed calls; most frequent first).
     e("ioctl", ArgIn { arg: 1, values: &[n!(TIOCSTI), n!(TIOCLINUX)] }, EPERM, "pushes keystrokes into the terminal's input: commands run in the user's shell after the sandbox exits (CVE-2017-5226)"),
     e("ioctl", ArgIn { arg: 1, values: &[n!(TIOCSETD)] }, EPERM, "attaches tty line disciplines (n_gsm, n_hdlc), a recurring source of kernel privilege escalations"),
+    e("openat", ArgAnyBit { arg: 3, bits: SET_ID_BITS }, EPERM, SET_ID_REASON),
+    e("open", ArgAnyBit { arg: 2, bits: SET_ID_BITS }, EPERM, SET_ID_REASON),
+    e("creat", ArgAnyBit { arg: 1, bits: SET_ID_BITS }, EPERM, SET_ID_REASON),
+    e("chmod", ArgAnyBit { arg: 1, bits: SET_ID_BITS }, EPERM, SET_ID_REASON),
+    e("fchmod", ArgAnyBit { arg: 1, bits: SET_ID_BITS }, EPERM, SET_ID_REASON),
+    e("fchmodat", ArgAnyBit { arg: 2, bits: SET_ID_BITS }, EPERM, SET_ID_REASON),
+    e("fchmodat2", ArgAnyBit { arg: 2, bits: SET_ID_BITS }, EPERM, SET_ID_REASON),
+    e("mknod", ArgAnyBit { arg: 1, bits: SET_ID_BITS }, EPERM, SET_ID_REASON),
+    e("mknodat", ArgAnyBit { arg: 2, bits: SET_ID_BITS }, EPERM, SET_ID_REASON),
     e("clone", ArgAnyBit { arg: 0, bits: NS_FLAGS }, EPERM, "new namespaces (a user ns above all) open CAP_SYS_ADMIN-only kernel code to the sandbox; plain fork/thread clones set none of these bits"),
     e("unshare", ArgAnyBit { arg: 0, bits: UNSHARE_NS_FLAGS }, EPERM, "same as clone: the sandbox's namespaces are made before the filter, none after"),
     e("socket", ArgNotIn { arg: 0, values: SOCKET_FAMILIES }, EPERM, "netlink, packet, vsock, bluetooth, AF_ALG, ... reach kernel subsystems (routing, raw frames, host sockets, crypto) a build never needs"),
@@ -84,6 +96,7 @@ pub(super) const TABLE: &[Entry] = &[
     e("personality", ArgNotIn { arg: 0, values: PERSONAS }, EPERM, "other personas turn off ASLR (ADDR_NO_RANDOMIZE), map page 0 (MMAP_PAGE_ZERO) or make data executable (READ_IMPLIES_EXEC)"),
     // Namespaces.
     e("clone3", Always, ENOSYS, "its flags live in a struct seccomp cannot read; ENOSYS makes glibc fall back to clone(), whose flags are checked above"),
+    e("openat2", Always, ENOSYS, "its mode lives in a struct seccomp cannot read (see the set-id rules above); ENOSYS makes callers fall back to openat()"),
     e("setns", Always, EPERM, "joining another namespace would leave the sandbox's mount, pid or network view"),
     // Other processes.
     e("ptrace", Always, EPERM, "reads and writes other processes' memory and registers; also a known way around seccomp on old kernels"),
@@ -161,6 +174,12 @@ pub(super) fn number(name: &str) -> Result<Option<u32>, SeccompError> {
         "clone3" => SYS_clone3,
         "delete_module" => SYS_delete_module,
         "fanotify_init" => SYS_fanotify_init,
+        "fchmod" => SYS_fchmod,
+        "fchmodat" => SYS_fchmodat,
+        "fchmodat2" => SYS_fchmodat2,
+        "mknodat" => SYS_mknodat,
+        "openat" => SYS_openat,
+        "openat2" => SYS_openat2,
         "finit_module" => SYS_finit_module,
         "fsconfig" => SYS_fsconfig,
         "fsmount" => SYS_fsmount,
@@ -212,8 +231,16 @@ pub(super) fn number(name: &str) -> Result<Option<u32>, SeccompError> {
         "iopl" => SYS_iopl,
         #[cfg(target_arch = "x86_64")]
         "uselib" => SYS_uselib,
+        #[cfg(target_arch = "x86_64")]
+        "open" => SYS_open,
+        #[cfg(target_arch = "x86_64")]
+        "creat" => SYS_creat,
+        #[cfg(target_arch = "x86_64")]
+        "chmod" => SYS_chmod,
+        #[cfg(target_arch = "x86_64")]
+        "mknod" => SYS_mknod,
         #[cfg(not(target_arch = "x86_64"))]
-        "ioperm" | "iopl" | "uselib" => return Ok(None),
+        "ioperm" | "iopl" | "uselib" | "open" | "creat" | "chmod" | "mknod" => return Ok(None),
         _ => return Err(SeccompError::UnknownSyscall(name.to_owned())),
     };
     u32::try_from(nr).map(Some).map_err(|_| SeccompError::UnknownSyscall(name.to_owned()))

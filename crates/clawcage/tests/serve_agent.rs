@@ -1,0 +1,301 @@
+//! `clawcage serve` end to end: the real binary with the real agent runtime
+//! (each task in its own sandbox, through the sandbox helper), a fake model
+//! on 127.0.0.1 speaking the Anthropic wire format, driven over the HTTP API.
+//! Includes the load test: 200 queued tasks, kill -9 of the server part-way,
+//! a restart, and nothing lost, nothing run twice, nothing leaked.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod agent_common;
+mod common;
+
+use clawcage_agent::testing::*;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const TOKEN: &str = "serve-e2e-token-0123456789";
+
+struct Serve {
+    root: PathBuf,
+    state: PathBuf,
+    ws: PathBuf,
+    url: String,
+    config: PathBuf,
+}
+
+impl Serve {
+    fn new(tag: &str, concurrency: u32) -> Serve {
+        let root = PathBuf::from(format!("/tmp/clawcage-serve-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (ws, state) = (root.join("ws"), root.join("state"));
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::write(root.join("policy.toml"), "extends = \"default\"\n").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = root.join("serve.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\nconcurrency = {concurrency}\n\n\
+                 [groups.dev]\npolicy = \"policy.toml\"\nworkspace = \"ws\"\nmodel = \"anthropic:claude-sonnet-4-5\"\n"
+            ),
+        )
+        .unwrap();
+        Serve { url: format!("http://127.0.0.1:{port}"), root, state, ws, config }
+    }
+
+    fn spawn(&self, model: &FakeServer) -> Proc {
+        // Waited for by `Proc` (on drop, or by the test).
+        #[allow(clippy::zombie_processes)]
+        let child = Command::new(env!("CARGO_BIN_EXE_clawcage"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("CLAWCAGE_HOME", &self.state)
+            .env("ANTHROPIC_API_KEY", "sk-test-key")
+            .env("ANTHROPIC_BASE_URL", model.base_url())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let proc = Proc(Some(child));
+        for _ in 0..500 {
+            if curl(&self.url, "GET", "/healthz", None).0 == 200 {
+                return proc;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("serve did not come up");
+    }
+}
+
+/// A running `clawcage serve`, killed if the test fails before it ends it.
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn id(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+    fn take(mut self) -> Child {
+        self.0.take().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// (status, body) of one API request, through curl.
+fn curl(url: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H"])
+        .arg(format!("Authorization: Bearer {TOKEN}"))
+        .arg(format!("{url}{path}"));
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary"]).arg(b.to_string());
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn json_of(url: &str, path: &str) -> Value {
+    let (code, body) = curl(url, "GET", path, None);
+    assert_eq!(code, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn terminate(p: Proc) -> i32 {
+    let mut child = p.take();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let st = wait_until("serve to exit", Duration::from_secs(60), || child.try_wait().unwrap());
+    st.code().unwrap_or(-1)
+}
+
+fn audit(state: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(state.join("audit.jsonl")).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_task_runs_in_its_sandbox_and_its_changes_are_reviewed_over_the_api() {
+    let s = Serve::new("e2e", 2);
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool("t1", "write_file", json!({"path": "notes.txt", "content": "from the agent\n"}))]),
+            steps(vec![tool("t2", "bash", json!({"command": "cat notes.txt; cat /etc/shadow; echo exit=$?"}))]),
+            steps(vec![text("Wrote notes.txt.")]),
+        ],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": "write notes"})));
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    let task = wait_until("the task to end", Duration::from_secs(60), || {
+        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
+        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
+    });
+    assert_eq!(task["task"]["status"], "succeeded", "{task}");
+    assert_eq!(task["review"], true);
+    // The tool ran inside the sandbox: the file it read back is there, the host's shadow file is not.
+    let calls = task["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "{task}");
+    let sent = model.requests();
+    let last = sent.last().unwrap().body.to_string();
+    assert!(last.contains("from the agent") && last.contains("exit=1"), "{last}");
+    assert!(!std::path::Path::new(&s.ws.join("notes.txt")).exists(), "a reviewed change reached the workspace");
+
+    let events = curl(&s.url, "GET", &format!("/api/tasks/{id}/events"), None).1;
+    let streamed: String = events
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter(|e| e["kind"] == "text")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(streamed.trim(), "Wrote notes.txt.", "{events}");
+    assert!(events.contains("event: tool") && events.contains("event: end"), "{events}");
+    let diff = curl(&s.url, "GET", &format!("/api/tasks/{id}/diff"), None).1;
+    assert!(diff.contains("+from the agent"), "{diff}");
+    let (code, body) = curl(&s.url, "POST", &format!("/api/tasks/{id}/apply"), Some(&json!({})));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(std::fs::read_to_string(s.ws.join("notes.txt")).unwrap(), "from the agent\n");
+
+    assert_eq!(terminate(serve), 0);
+    let kinds: Vec<String> = audit(&s.state)
+        .iter()
+        .filter(|r| r["task"] == id.as_str())
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect();
+    for k in [
+        "task_queued",
+        "task_start",
+        "sandbox_start",
+        "exec",
+        "sandbox_stop",
+        "file_changes",
+        "task_end",
+        "changes_applied",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} record in {kinds:?}");
+    }
+    let verify = Command::new(env!("CARGO_BIN_EXE_clawcage"))
+        .args(["audit", "verify"])
+        .env("CLAWCAGE_HOME", &s.state)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+/// Children of `pid` now (the sandbox helpers of a serve process).
+fn helpers_of(pid: u32) -> Vec<u32> {
+    common::children_of(pid)
+}
+
+#[test]
+fn load_200_tasks_with_a_kill_9_and_a_restart_lose_nothing_and_run_nothing_twice() {
+    const N: usize = 200;
+    let s = Serve::new("load", 4);
+    // Every model call answers at once with text: each task is one call and one sandbox.
+    let model = FakeServer::start_with(FakeWire::Anthropic, vec![], Some(steps(vec![text("done")]))).unwrap();
+    let serve = s.spawn(&model);
+    let serve_pid = serve.id();
+    let fds_before = std::fs::read_dir(format!("/proc/{serve_pid}/fd")).unwrap().count();
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let (code, body) =
+            curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": format!("task {i}")})));
+        assert_eq!(code, 201, "{body}");
+        ids.push(serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string());
+    }
+    let mut helpers: HashSet<u32> = HashSet::new();
+    // Part-way: kill -9 while tasks run.
+    wait_until("a quarter done", Duration::from_secs(300), || {
+        helpers.extend(helpers_of(serve_pid));
+        let done = json_of(&s.url, "/api/tasks?status=succeeded&limit=1000").as_array().unwrap().len();
+        (done >= N / 4 && !helpers_of(serve_pid).is_empty()).then_some(())
+    });
+    let mut serve = serve.take();
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    // The helpers (and their sandboxes) die with the server.
+    wait_until("the killed server's sandboxes to be gone", Duration::from_secs(20), || {
+        helpers.iter().all(|p| !common::alive(*p)).then_some(())
+    });
+
+    let serve = s.spawn(&model);
+    let serve_pid = serve.id();
+    let tasks: Vec<Value> = wait_until("every task to end", Duration::from_secs(600), || {
+        helpers.extend(helpers_of(serve_pid));
+        let all = json_of(&s.url, "/api/tasks?limit=1000");
+        let all = all.as_array().unwrap().clone();
+        all.iter().all(|t| t["status"] != "queued" && t["status"] != "running").then_some(all)
+    });
+    assert_eq!(tasks.len(), N, "tasks were lost or made up");
+    let by_status: HashMap<String, usize> = tasks.iter().fold(HashMap::new(), |mut m, t| {
+        *m.entry(t["status"].as_str().unwrap().to_string()).or_default() += 1;
+        m
+    });
+    let interrupted: Vec<&Value> =
+        tasks.iter().filter(|t| t["detail"].as_str().unwrap_or("").starts_with("interrupted")).collect();
+    assert_eq!(by_status.get("succeeded").copied().unwrap_or(0) + interrupted.len(), N, "{by_status:?}");
+    assert!(interrupted.len() <= 4, "more tasks in flight than the concurrency: {}", interrupted.len());
+
+    // Nothing ran twice: at most one start and one sandbox per task, and one model call per started task.
+    let records = audit(&s.state);
+    let count = |kind: &str, id: &str| records.iter().filter(|r| r["kind"] == kind && r["task"] == id).count();
+    for id in &ids {
+        assert!(count("task_start", id) <= 1, "task {id} started twice");
+        assert!(count("sandbox_start", id) <= 1, "task {id} got two sandboxes");
+    }
+    let starts = records.iter().filter(|r| r["kind"] == "task_start").count();
+    assert!(model.requests().len() <= starts, "{} model calls for {starts} starts", model.requests().len());
+    assert!(model.requests().len() >= N - interrupted.len());
+
+    // No leaks: no helper left, no cgroup of one, and the fds are back.
+    let fds_after = std::fs::read_dir(format!("/proc/{serve_pid}/fd")).unwrap().count();
+    assert!(helpers_of(serve_pid).is_empty(), "sandbox helpers outlived their tasks");
+    assert!(fds_after <= fds_before + 16, "descriptors leaked: {fds_before} before, {fds_after} after {N} tasks");
+    assert_eq!(terminate(serve), 0);
+    for p in &helpers {
+        assert!(!common::alive(*p), "helper {p} still alive");
+        assert!(
+            common::cgroup_leftovers(*p).is_empty(),
+            "cgroups of helper {p} left: {:?}",
+            common::cgroup_leftovers(*p)
+        );
+    }
+    let verify = Command::new(env!("CARGO_BIN_EXE_clawcage"))
+        .args(["audit", "verify"])
+        .env("CLAWCAGE_HOME", &s.state)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
