@@ -384,3 +384,62 @@ fn a_bound_host_that_closes_after_each_response_is_reconnected_through_a_fresh_d
     let ends = log.lines().filter(|l| l.contains("\"kind\":\"network_end\"")).count();
     assert_eq!(ends, 3, "{log}");
 }
+
+#[test]
+fn a_placeholder_in_a_request_body_is_replaced_toward_its_host_and_blocked_elsewhere() {
+    let ws = TempDir::new("egress-body");
+    let real = format!("ghp_body_{}", std::process::id());
+    let ca = TestCa::new();
+    let mut api = OriginOpts::https("api", &ca, &["api.test"]);
+    api.secret = Some(real.clone());
+    let api = Origin::start(api);
+    let web = Origin::start(OriginOpts::http("web"));
+    let ca_file = ws.path().with_extension("origin-ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let policy = format!(
+        "[network]\nallow = [\"api.test:{a}\", \"web.test:{w}\"]\nallow_ips = [\"127.0.0.1\"]\nca = [\"{ca}\"]\n\
+         [network.hosts]\n\"api.test\" = \"127.0.0.1\"\n\"web.test\" = \"127.0.0.1\"\n\
+         [secrets.gh]\nfrom = \"env:CLAWCAGE_TEST_GH\"\nhosts = [\"api.test\"]\n",
+        a = api.port,
+        w = web.port,
+        ca = ca_file.display()
+    );
+    // A 3 MiB body (streamed, not buffered) with the placeholder in the
+    // middle, split by nothing but the chunking of the transfer.
+    let script = format!(
+        "curl -sS -H 'Content-Type: application/json' -d \"{{\\\"token\\\":\\\"$CLAWCAGE_TEST_GH\\\"}}\" https://api.test:{a}/json; \
+         curl -sS -w ' code=%{{http_code}}\\n' -d \"user=me&token=$CLAWCAGE_TEST_GH\" http://web.test:{w}/form; \
+         python3 -c 'import os,sys; p=os.environ[\"CLAWCAGE_TEST_GH\"].encode(); sys.stdout.buffer.write(b\"a\"*1500000 + p + b\"b\"*1500000)' > /tmp/big; \
+         curl -sS -o /dev/null -w 'big code=%{{http_code}}\\n' --data-binary @/tmp/big http://web.test:{w}/upload; \
+         curl -sS -w ' code=%{{http_code}}\\n' -d 'nothing=secret' http://web.test:{w}/clean",
+        a = api.port,
+        w = web.port
+    );
+    let r = run(&ws, &policy, &script, &[("CLAWCAGE_TEST_GH", &real)]);
+    r.expect_code(0);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "origin=api path=/json auth=match\n\
+             clawcage egress: request to web.test:{w} blocked: it carries the placeholder of secret \"gh\", which is not bound to this host\n code=403\n\
+             big code=403\n\
+             origin=web path=/clean auth=none\n code=200\n",
+            w = web.port
+        ),
+        "{}",
+        r.stderr
+    );
+    // The bound host got the value in the body (with the length to match).
+    let got = api.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(String::from_utf8_lossy(&got[0].body), format!("{{\"token\":\"{real}\"}}"));
+    assert_eq!(got[0].header("content-length"), Some(got[0].body.len().to_string()));
+    // Only the clean request reached the other host, whole.
+    let seen = web.requests();
+    assert_eq!(seen.len(), 1, "{:?}", seen.iter().map(|s| s.head.lines().next()).collect::<Vec<_>>());
+    assert!(seen[0].head.starts_with("POST /clean"));
+    let log = audit(&ws);
+    let blocked = log.lines().filter(|l| l.contains("\"action\":\"blocked\"")).count();
+    assert_eq!(blocked, 2, "{log}");
+    assert!(!log.contains(&real));
+}

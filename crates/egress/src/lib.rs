@@ -29,6 +29,7 @@
 //! ```
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod body;
 pub mod host;
 mod io;
 mod proxy;

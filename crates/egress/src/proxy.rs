@@ -15,18 +15,20 @@
 //! check of every address, the audit record, and only then the connect, to
 //! an address that was checked.
 
+use crate::body::{BoxError, OnBlock, Scanned, BUFFER_MAX};
 use crate::host::{parse_authority, Host, Target};
 use crate::io::{Budget, Counted, Counters};
 use crate::rules::check_address;
-use crate::secrets::Applied;
+use crate::secrets::{Applied, BodyApplied};
 use crate::tunnel::Tunnel;
 use crate::{Config, EgressError, SharedSink, Verdict};
 use bytes::Bytes;
 use clawcage_policy::event::{Decision, SecretAction};
 use clawcage_policy::{Event, SinkError};
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, Limited};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
@@ -38,7 +40,11 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-type Body = BoxBody<Bytes, hyper::Error>;
+type Body = BoxBody<Bytes, BoxError>;
+
+/// Set (to the secret's name) when a streamed request body was cut off for
+/// carrying a foreign placeholder.
+type BlockFlag = Arc<std::sync::Mutex<Option<String>>>;
 
 /// Starting the proxy.
 pub struct Proxy;
@@ -547,7 +553,8 @@ impl State {
         wire: Wire,
         slot: &Mutex<Option<Upstream>>,
     ) -> Response<Body> {
-        let mut upstream_req = match self.prepare(req, t).await {
+        let flag: BlockFlag = Arc::default();
+        let mut upstream_req = match self.prepare(req, t, &flag).await {
             Ok(r) => r,
             Err(r) => return r,
         };
@@ -559,11 +566,17 @@ impl State {
                 Ok(s) => s,
                 Err(r) => return r,
             };
-            match sender.try_send_request(upstream_req).await {
+            let sent = sender.try_send_request(upstream_req).await;
+            // A streamed body cut off for a foreign placeholder: whatever the
+            // host answered, the client is told why (the record is made by the body).
+            if let Some(name) = flag.lock().ok().and_then(|f| f.clone()) {
+                return blocked(&name, t);
+            }
+            match sent {
                 Ok(resp) => {
                     let (mut parts, body) = resp.into_parts();
                     strip_hop_by_hop(&mut parts.headers);
-                    return Response::from_parts(parts, body.boxed());
+                    return Response::from_parts(parts, body.map_err(Into::into).boxed());
                 }
                 Err(mut e) => match e.take_message() {
                     Some(again) if attempt == 0 => {
@@ -579,7 +592,12 @@ impl State {
 
     /// The request as it goes upstream: origin-form target, hop-by-hop
     /// headers dropped, secrets applied — or the response that refuses it.
-    async fn prepare(&self, req: Request<Incoming>, t: &Target) -> Result<Request<Body>, Response<Body>> {
+    async fn prepare(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        t: &Target,
+        flag: &BlockFlag,
+    ) -> Result<Request<Body>, Response<Body>> {
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
         parts.uri = match path.parse::<Uri>() {
@@ -589,35 +607,101 @@ impl State {
         strip_hop_by_hop(&mut parts.headers);
         match self.cfg.secrets.apply(&t.host, &mut parts) {
             Applied::None => {}
-            Applied::Blocked(name) => {
-                self.log(&format!("blocked secret {name} toward {t}"));
-                let _ = self.record(self.secret_event(&name, t, SecretAction::Blocked)).await;
-                let body = format!("clawcage egress: request to {t} blocked: it carries the placeholder of secret {name:?}, which is not bound to this host\n");
-                return Err(text(StatusCode::FORBIDDEN, body));
-            }
-            Applied::Injected(names) => {
-                for name in names {
-                    if let Err(e) = self.record(self.secret_event(&name, t, SecretAction::Injected)).await {
-                        return Err(text(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("clawcage egress: refused: the secret use could not be recorded ({e})\n"),
-                        ));
-                    }
-                }
-            }
+            Applied::Blocked(name) => return Err(self.block(&name, t).await),
+            Applied::Injected(names) => self.injected(&names, t).await?,
         }
+        let body = match self.cfg.secrets.is_empty() {
+            true => body.map_err(Into::into).boxed(),
+            false => self.scan_body(&mut parts, body, t, flag).await?,
+        };
         if !parts.headers.contains_key(HOST) {
             let default = if matches!(t.port, 80 | 443) { t.host.to_string() } else { t.to_string() };
             if let Ok(v) = HeaderValue::from_str(&default) {
                 parts.headers.insert(HOST, v);
             }
         }
-        Ok(Request::from_parts(parts, body.boxed()))
+        Ok(Request::from_parts(parts, body))
+    }
+
+    /// Record that the placeholder of secret `name` was stopped toward `t`; the answer.
+    async fn block(&self, name: &str, t: &Target) -> Response<Body> {
+        self.log(&format!("blocked secret {name} toward {t}"));
+        let _ = self.record(self.secret_event(name, t, SecretAction::Blocked)).await;
+        blocked(name, t)
+    }
+
+    /// Record the secrets put into a request; a use that cannot be recorded refuses it.
+    async fn injected(&self, names: &[String], t: &Target) -> Result<(), Response<Body>> {
+        for name in names {
+            if let Err(e) = self.record(self.secret_event(name, t, SecretAction::Injected)).await {
+                return Err(text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("clawcage egress: refused: the secret use could not be recorded ({e})\n"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The request body toward `t`, searched for placeholders (see [`crate::body`]).
+    async fn scan_body(
+        self: &Arc<Self>,
+        parts: &mut http::request::Parts,
+        body: Incoming,
+        t: &Target,
+        flag: &BlockFlag,
+    ) -> Result<Body, Response<Body>> {
+        let len = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if body.is_end_stream() || len.is_some_and(|n| n <= BUFFER_MAX) {
+            let whole = match Limited::new(body, BUFFER_MAX as usize).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(e) => {
+                    return Err(text(
+                        StatusCode::BAD_REQUEST,
+                        format!("clawcage egress: reading the request body: {e}\n"),
+                    ))
+                }
+            };
+            return match self.cfg.secrets.apply_body(&t.host, &whole) {
+                BodyApplied::Unchanged => Ok(full(whole)),
+                BodyApplied::Blocked(name) => Err(self.block(&name, t).await),
+                BodyApplied::Injected(names, out) => {
+                    self.injected(&names, t).await?;
+                    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
+                    Ok(full(Bytes::from(out)))
+                }
+            };
+        }
+        let foreign = self.cfg.secrets.foreign(&t.host);
+        if foreign.is_empty() {
+            return Ok(body.map_err(Into::into).boxed());
+        }
+        let (st, target, flag) = (self.clone(), t.clone(), flag.clone());
+        let on_block: OnBlock = Box::new(move |name: String| {
+            if let Ok(mut f) = flag.lock() {
+                *f = Some(name.clone());
+            }
+            tokio::spawn(async move {
+                let _ = st.block(&name, &target).await;
+            });
+        });
+        Ok(Scanned::new(body, foreign, on_block).boxed())
     }
 
     fn secret_event(&self, name: &str, t: &Target, action: SecretAction) -> Event {
         Event::Secret { sandbox: self.cfg.sandbox.clone(), name: name.to_string(), host: t.host_name(), action }
     }
+}
+
+fn full(b: Bytes) -> Body {
+    Full::new(b).map_err(|n: Infallible| match n {}).boxed()
+}
+
+fn blocked(name: &str, t: &Target) -> Response<Body> {
+    let body = format!(
+        "clawcage egress: request to {t} blocked: it carries the placeholder of secret {name:?}, which is not bound to this host\n"
+    );
+    text(StatusCode::FORBIDDEN, body)
 }
 
 fn forbidden_dns(t: &Target, why: &str) -> (String, StatusCode, String) {

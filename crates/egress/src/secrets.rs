@@ -222,10 +222,74 @@ impl SecretTable {
     pub fn find_placeholder(&self, data: &[u8]) -> Option<&str> {
         self.entries.iter().find(|e| contains(data, e.placeholder.as_bytes())).map(|e| e.name.as_str())
     }
+
+    /// (name, placeholder) of every secret not bound to `host`: what must
+    /// not appear in anything sent there.
+    pub fn foreign(&self, host: &Host) -> Vec<(String, Vec<u8>)> {
+        self.entries
+            .iter()
+            .filter(|e| !e.hosts.iter().any(|r| bound(r, host)))
+            .map(|e| (e.name.clone(), e.placeholder.clone().into_bytes()))
+            .collect()
+    }
+
+    /// A whole request body toward `host`: blocked when it carries the
+    /// placeholder of a secret not bound there; otherwise the placeholders
+    /// of the secrets bound there replaced by their values (form and JSON
+    /// credentials), with the names of those used.
+    pub fn apply_body(&self, host: &Host, body: &[u8]) -> BodyApplied {
+        if let Some((name, _)) = self.foreign(host).into_iter().find(|(_, p)| contains(body, p)) {
+            return BodyApplied::Blocked(name);
+        }
+        let mut out = body.to_vec();
+        let mut used = Vec::new();
+        for e in self.entries.iter().filter(|e| e.hosts.iter().any(|r| bound(r, host))) {
+            if contains(&out, e.placeholder.as_bytes()) {
+                out = replace(&out, e.placeholder.as_bytes(), e.value.as_bytes());
+                used.push(e.name.clone());
+            }
+        }
+        if used.is_empty() {
+            BodyApplied::Unchanged
+        } else {
+            BodyApplied::Injected(used, out)
+        }
+    }
+}
+
+/// What [`SecretTable::apply_body`] did to a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyApplied {
+    /// No placeholder in it.
+    Unchanged,
+    /// These secrets' values were put in; the new body.
+    Injected(Vec<String>, Vec<u8>),
+    /// It carries the placeholder of this secret, not bound to the destination.
+    Blocked(String),
+}
+
+/// First occurrence of `needle` in `hay`.
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn replace(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hay.len());
+    let mut rest = hay;
+    while let Some(i) = find(rest, needle) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(with);
+        rest = &rest[i + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+    find(hay, needle).is_some()
 }
 
 #[cfg(test)]
@@ -304,6 +368,28 @@ mod tests {
         assert_eq!(p.uri, "/q?k=file-value-123");
         assert_eq!(p.headers["x-api-key"], "file-value-123");
         assert!(t.any_bound(&name("a.example.com")) && !t.any_bound(&name("example.com")));
+    }
+
+    #[test]
+    fn bodies_get_values_toward_bound_hosts_and_are_blocked_elsewhere() {
+        let (_, t) = table();
+        let gh = t.placeholder("gh").unwrap().to_string();
+        let key = t.placeholder("key").unwrap().to_string();
+        let form = format!("user=me&token={gh}&again={gh}");
+        match t.apply_body(&name("api.github.com"), form.as_bytes()) {
+            BodyApplied::Injected(names, out) => {
+                assert_eq!(names, ["gh"]);
+                assert_eq!(out, b"user=me&token=ghp_realvalue&again=ghp_realvalue");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.apply_body(&name("evil.test"), form.as_bytes()), BodyApplied::Blocked("gh".into()));
+        // Another secret's placeholder toward a bound host blocks too.
+        let json = format!("{{\"a\":\"{gh}\",\"k\":\"{key}\"}}");
+        assert_eq!(t.apply_body(&name("api.github.com"), json.as_bytes()), BodyApplied::Blocked("key".into()));
+        assert_eq!(t.apply_body(&name("evil.test"), b"nothing here"), BodyApplied::Unchanged);
+        let foreign: Vec<String> = t.foreign(&name("api.github.com")).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(foreign, ["key"]);
     }
 
     #[test]
