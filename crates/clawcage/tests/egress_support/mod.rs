@@ -146,9 +146,12 @@ fn exchange<S: Read + Write>(s: &mut S, o: &OriginOpts, seen: &Mutex<Vec<Seen>>)
         let path = req.head.split_whitespace().nth(1).unwrap_or("/").to_string();
         let (status, payload) = respond(&path, &req, o);
         let close = o.close_each || req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        // Directories are served as their index.html (see `respond`).
+        let html = o.root.is_some() && (path.ends_with('/') || path.ends_with(".html"));
         let hdr = format!(
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{}\r\n",
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: {}\r\n{}\r\n",
             payload.len(),
+            if html { "text/html" } else { "text/plain" },
             if close { "Connection: close\r\n" } else { "" }
         );
         if s.write_all(hdr.as_bytes()).and_then(|_| s.write_all(&payload)).and_then(|_| s.flush()).is_err() || close {
@@ -166,7 +169,10 @@ fn respond(path: &str, req: &Seen, o: &OriginOpts) -> (&'static str, Vec<u8>) {
         if rel.contains("..") {
             return ("403 Forbidden", b"no\n".to_vec());
         }
-        return match std::fs::read(root.join(rel)) {
+        // A directory is its index.html (a PEP 503 simple index is one).
+        let file =
+            if rel.is_empty() || rel.ends_with('/') { root.join(rel).join("index.html") } else { root.join(rel) };
+        return match std::fs::read(file) {
             Ok(data) => ("200 OK", data),
             Err(_) => ("404 Not Found", b"not found\n".to_vec()),
         };

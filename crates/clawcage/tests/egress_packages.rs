@@ -1,0 +1,171 @@
+//! Package managers inside the sandbox, through the proxy, unchanged: pip
+//! from a PEP 503 simple index and npm from a registry, both served on
+//! 127.0.0.1 and named through `[network.hosts]`; the package is fetched,
+//! installed and imported. And the same index is unreachable when the
+//! policy does not list it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+mod common;
+mod egress_support;
+
+use common::{command, TempDir};
+use egress_support::{Origin, OriginOpts, TestCa};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Build the served files with the host's python3: a wheel and its simple
+/// index, and an npm package tarball with its registry document (which
+/// names the tarball's URL, hence `port`).
+fn build_packages(root: &Path, port: u16) {
+    let script = format!(
+        r#"
+import base64, hashlib, io, json, os, tarfile, zipfile
+root = {root:?}
+port = {port}
+# --- a wheel and a PEP 503 simple index ---
+os.makedirs(f"{{root}}/simple/clawdemo", exist_ok=True)
+os.makedirs(f"{{root}}/files", exist_ok=True)
+name = "clawdemo-1.0-py3-none-any.whl"
+files = {{
+    "clawdemo/__init__.py": b'VALUE = "hello-from-pip"\n',
+    "clawdemo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: clawdemo\nVersion: 1.0\n",
+    "clawdemo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: clawcage-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}}
+record = ""
+for path, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record += f"{{path}},sha256={{digest}},{{len(data)}}\n"
+record += "clawdemo-1.0.dist-info/RECORD,,\n"
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    for path, data in files.items():
+        z.writestr(path, data)
+    z.writestr("clawdemo-1.0.dist-info/RECORD", record)
+wheel = buf.getvalue()
+open(f"{{root}}/files/{{name}}", "wb").write(wheel)
+sha = hashlib.sha256(wheel).hexdigest()
+open(f"{{root}}/simple/index.html", "w").write('<!DOCTYPE html><html><body><a href="clawdemo/">clawdemo</a></body></html>')
+open(f"{{root}}/simple/clawdemo/index.html", "w").write(
+    f'<!DOCTYPE html><html><body><a href="../../files/{{name}}#sha256={{sha}}">{{name}}</a></body></html>')
+# --- an npm tarball and its registry document ---
+tgz = io.BytesIO()
+with tarfile.open(fileobj=tgz, mode="w:gz") as t:
+    for path, data in {{
+        "package/package.json": json.dumps({{"name": "clawdemo", "version": "1.0.0", "main": "index.js"}}).encode(),
+        "package/index.js": b'module.exports = "hello-from-npm";\n',
+    }}.items():
+        info = tarfile.TarInfo(path)
+        info.size = len(data)
+        info.mode = 0o644
+        t.addfile(info, io.BytesIO(data))
+tarball = tgz.getvalue()
+os.makedirs(f"{{root}}/tarballs", exist_ok=True)
+open(f"{{root}}/tarballs/clawdemo-1.0.0.tgz", "wb").write(tarball)
+integrity = "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
+doc = {{
+    "name": "clawdemo",
+    "dist-tags": {{"latest": "1.0.0"}},
+    "versions": {{"1.0.0": {{
+        "name": "clawdemo", "version": "1.0.0", "main": "index.js",
+        "dist": {{
+            "tarball": f"http://npm.test:{{port}}/tarballs/clawdemo-1.0.0.tgz",
+            "integrity": integrity,
+            "shasum": hashlib.sha1(tarball).hexdigest(),
+        }},
+    }}}},
+}}
+open(f"{{root}}/clawdemo", "w").write(json.dumps(doc))
+"#,
+        root = root.display().to_string(),
+    );
+    let st = Command::new("python3").arg("-c").arg(&script).status().unwrap();
+    assert!(st.success(), "building the test packages failed");
+}
+
+struct Served {
+    _dir: TempDir,
+    origin: Origin,
+}
+
+/// The packages over HTTP, or over HTTPS with a leaf of `ca` for `names`.
+fn serve_packages(tls: Option<(&TestCa, &[&str])>) -> Served {
+    let dir = TempDir::new("egress-pkg-served");
+    let mut o = match tls {
+        Some((ca, names)) => OriginOpts::https("pkg", ca, names),
+        None => OriginOpts::http("pkg"),
+    };
+    o.root = Some(dir.path().to_path_buf());
+    let origin = Origin::start(o);
+    build_packages(dir.path(), origin.port);
+    Served { _dir: dir, origin }
+}
+
+fn run(ws: &TempDir, policy: &str, script: &str) -> common::Run {
+    let mut cmd = command(ws.path(), Some(policy), &["/bin/sh", "-c", script]);
+    common::output(cmd.stdin(Stdio::null()))
+}
+
+fn requested(o: &Origin) -> Vec<String> {
+    o.requests().iter().map(|s| s.head.lines().next().unwrap_or("").to_string()).collect()
+}
+
+#[test]
+fn pip_downloads_and_installs_from_an_https_simple_index_through_the_proxy() {
+    let ws = TempDir::new("egress-pip");
+    // HTTPS as the real index is: the CONNECT tunnel, verified by pip
+    // against the index's CA. (pip's --cert/PIP_CERT loses to
+    // REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE, which the sandbox points at its bundle; a private
+    // index's CA is named by unsetting it.)
+    let ca = TestCa::new();
+    ws.write("index-ca.pem", &ca.pem);
+    let pkg = serve_packages(Some((&ca, &["pypi.test"])));
+    let p = pkg.origin.port;
+    let policy = format!(
+        "[network]\nallow = [\"pypi.test:{p}\"]\nallow_ips = [\"127.0.0.1\"]\n[network.hosts]\n\"pypi.test\" = \"127.0.0.1\"\n"
+    );
+    let index = format!("https://pypi.test:{p}/simple/");
+    let script = format!(
+        "unset REQUESTS_CA_BUNDLE CURL_CA_BUNDLE; export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_CERT=$PWD/index-ca.pem; \
+         /usr/bin/python3 -m pip download -q --no-deps -d /tmp/dl --index-url {index} clawdemo && ls /tmp/dl && \
+         /usr/bin/python3 -m pip install -q --no-deps --target /tmp/site --index-url {index} clawdemo && \
+         PYTHONPATH=/tmp/site /usr/bin/python3 -c 'import clawdemo; print(clawdemo.VALUE)'"
+    );
+    let r = run(&ws, &policy, &script);
+    r.expect_code(0);
+    assert_eq!(r.stdout, "clawdemo-1.0-py3-none-any.whl\nhello-from-pip\n", "{}", r.stderr);
+    let seen = requested(&pkg.origin);
+    assert!(seen.iter().any(|l| l.starts_with("GET /simple/clawdemo/")), "{seen:?}");
+    assert!(seen.iter().any(|l| l.starts_with("GET /files/clawdemo-1.0-py3-none-any.whl")), "{seen:?}");
+
+    // The same index, not listed: pip gets nowhere and nothing is fetched.
+    let before = seen.len();
+    let closed = format!("[network]\nallow = [\"other.test:{p}\"]\n[network.hosts]\n\"pypi.test\" = \"127.0.0.1\"\n");
+    let script = format!(
+        "unset REQUESTS_CA_BUNDLE CURL_CA_BUNDLE; PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CERT=$PWD/index-ca.pem /usr/bin/python3 -m pip download --retries 0 --timeout 5 --no-deps -d /tmp/dl --index-url {index} clawdemo"
+    );
+    let r = run(&ws, &closed, &script);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert_eq!(requested(&pkg.origin).len(), before, "an unlisted index was reached");
+}
+
+#[test]
+fn npm_installs_from_a_registry_through_the_proxy() {
+    let ws = TempDir::new("egress-npm");
+    let pkg = serve_packages(None);
+    let p = pkg.origin.port;
+    let policy = format!(
+        "[network]\nallow = [\"npm.test:{p}\"]\nallow_ips = [\"127.0.0.1\"]\n[network.hosts]\n\"npm.test\" = \"127.0.0.1\"\n"
+    );
+    let script = format!(
+        "mkdir -p /tmp/app && cd /tmp/app && echo '{{\"name\":\"app\",\"version\":\"0.0.0\"}}' > package.json && \
+         npm install --registry http://npm.test:{p}/ --no-audit --no-fund --no-update-notifier --loglevel=error clawdemo >/dev/null && \
+         node -e 'console.log(require(\"clawdemo\"))' && \
+         node -e 'console.log(require(\"./package-lock.json\").packages[\"node_modules/clawdemo\"].resolved)'"
+    );
+    let r = run(&ws, &policy, &script);
+    r.expect_code(0);
+    assert_eq!(r.stdout, format!("hello-from-npm\nhttp://npm.test:{p}/tarballs/clawdemo-1.0.0.tgz\n"), "{}", r.stderr);
+    let seen = requested(&pkg.origin);
+    assert!(seen.iter().any(|l| l.starts_with("GET /clawdemo ")), "{seen:?}");
+    assert!(seen.iter().any(|l| l.starts_with("GET /tarballs/clawdemo-1.0.0.tgz")), "{seen:?}");
+}
