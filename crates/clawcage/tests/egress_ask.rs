@@ -82,20 +82,25 @@ fn yes_allows_the_host_for_the_rest_of_the_task_and_the_terminal_stays_the_comma
 }
 
 #[test]
-fn no_refuses_the_connection_with_a_403_and_nothing_reaches_the_host() {
+fn no_refuses_the_host_for_the_rest_of_the_task_and_nothing_reaches_it() {
     let ws = TempDir::new("ask-no");
     let web = Origin::start(OriginOpts::http("web"));
-    let script = code_of(&format!("http://asked.test:{}/", web.port));
+    let once = code_of(&format!("http://asked.test:{}/", web.port));
+    // A client that tries again is refused again, without a second question.
+    let script = format!("{once}; {once}");
     let mut pty = Pty::spawn(command(ws.path(), Some(&policy("5m")), &["/bin/sh", "-c", &script]), 24, 120);
     pty.wait_for("Allow? [y/N]");
     pty.type_in("n\n");
     let (code, out) = pty.finish();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("code=403"), "{out}");
+    assert_eq!(out.matches("code=403").count(), 2, "{out}");
+    assert_eq!(out.matches("Allow? [y/N]").count(), 1, "{out}");
     assert!(web.requests().is_empty());
-    let recs = of_kind(ws.path(), &["approval_decision", "network"]);
-    assert_eq!(recs[0].data["decision"], "denied");
-    assert_eq!(recs[1].data["decision"], "deny");
+    let recs = of_kind(ws.path(), &["approval_request", "approval_decision", "network"]);
+    let kinds: Vec<&str> = recs.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["approval_request", "approval_decision", "network", "network"]);
+    assert_eq!(recs[1].data["decision"], "denied");
+    assert!(recs[2..].iter().all(|r| r.data["decision"] == "deny"));
 }
 
 #[test]

@@ -238,19 +238,20 @@ impl Gate {
 }
 
 /// `[approvals] network = "ask"` for one task: the first connection to an
-/// unlisted `host:port` asks through the [`Gate`]; an approval holds for the
-/// rest of the task (later connections there are not asked again), a denial
-/// or a timeout refuses only that connection. One question at a time: a
+/// unlisted `host:port` asks through the [`Gate`]; the answer holds for the
+/// rest of the task — an approval lets later connections there through, a
+/// denial, a timeout or nobody to ask refuses them — so a client that
+/// retries (pip does, five times) asks once. One question at a time: a
 /// connection waits while another is being asked about, then sees its answer.
 pub struct NetworkAsker {
     gate: std::sync::Mutex<Gate>,
-    approved: std::sync::Mutex<std::collections::HashMap<(String, u16), String>>,
+    answers: std::sync::Mutex<std::collections::HashMap<(String, u16), Option<String>>>,
 }
 
 impl NetworkAsker {
     /// Ask through `gate`.
     pub fn new(gate: Gate) -> NetworkAsker {
-        NetworkAsker { gate: std::sync::Mutex::new(gate), approved: Default::default() }
+        NetworkAsker { gate: std::sync::Mutex::new(gate), answers: Default::default() }
     }
 
     /// `Some(rule text for the record)` when a connection to `host:port`
@@ -259,17 +260,17 @@ impl NetworkAsker {
     pub fn ask(&self, host: &str, port: u16) -> Option<String> {
         let key = (host.to_string(), port);
         let Ok(gate) = self.gate.lock() else { return None };
-        if let Some(earlier) = self.approved.lock().ok()?.get(&key) {
-            return Some(format!("{earlier}, earlier in this task"));
+        if let Some(earlier) = self.answers.lock().ok()?.get(&key) {
+            return earlier.as_ref().map(|rule| format!("{rule}, earlier in this task"));
         }
-        match gate.check_network(host, port) {
-            Ok(Verdict::Approved { id, by }) => {
-                let rule = format!("approved by {by} (request {id})");
-                self.approved.lock().ok()?.insert(key, rule.clone());
-                Some(rule)
-            }
-            Ok(Verdict::NotNeeded) | Ok(Verdict::Denied { .. }) | Err(_) => None,
-        }
+        let answer = match gate.check_network(host, port) {
+            Ok(Verdict::Approved { id, by }) => Some(format!("approved by {by} (request {id})")),
+            Ok(Verdict::NotNeeded) | Ok(Verdict::Denied { .. }) => None,
+            // Not decided (the store failed): ask again next time.
+            Err(_) => return None,
+        };
+        self.answers.lock().ok()?.insert(key, answer.clone());
+        answer
     }
 }
 
