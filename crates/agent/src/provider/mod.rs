@@ -305,6 +305,39 @@ pub(crate) fn transport(e: reqwest::Error) -> Attempt {
     Attempt::Retry { why: format!("connection: {e}"), after: None }
 }
 
+/// A response we cannot read: final.
+pub(crate) fn protocol(cfg: &ProviderConfig, detail: String) -> Attempt {
+    Attempt::Fatal(ProviderError::Protocol { provider: cfg.provider.clone(), detail })
+}
+
+/// One streamed attempt, for either wire: send `rb`, turn a failed status
+/// into an [`Attempt`], and hand each server-sent event of the body to
+/// `on_event` until it returns `true` (the wire's end marker). `Ok(false)`:
+/// the stream ended before that.
+pub(crate) async fn stream_events(
+    cfg: &ProviderConfig,
+    rb: reqwest::RequestBuilder,
+    mut on_event: impl FnMut(&sse::SseEvent) -> Result<bool, Attempt>,
+) -> Result<bool, Attempt> {
+    let resp = rb.send().await.map_err(transport)?;
+    if !resp.status().is_success() {
+        return Err(failed_response(cfg, resp).await);
+    }
+    let mut stream = resp.bytes_stream();
+    let mut parser = SseParser::new();
+    while let Some(chunk) = next_chunk(&mut stream).await? {
+        for ev in parser.feed(&chunk).map_err(|d| protocol(cfg, d))? {
+            if on_event(&ev)? {
+                return Ok(true);
+            }
+        }
+    }
+    match parser.finish() {
+        Some(ev) => on_event(&ev),
+        None => Ok(false),
+    }
+}
+
 /// How long a stream may go quiet before it counts as broken.
 pub(crate) const IDLE: Duration = Duration::from_secs(300);
 
