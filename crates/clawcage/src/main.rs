@@ -87,6 +87,10 @@ enum Cmd {
         /// through (default: the policy's `[filesystem] changes`, else review).
         #[arg(long, value_name = "review|direct")]
         changes: Option<String>,
+        /// The model config file (base URLs, API key sources, default
+        /// models; default: $CLAWCAGE_HOME/config.toml when it exists).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// What to do.
         prompt: String,
     },
@@ -270,13 +274,25 @@ fn main() -> ExitCode {
         Cmd::Diff { task } => review_cmd::diff(&task),
         Cmd::Apply { task } => review_cmd::apply(&task),
         Cmd::Discard { task } => review_cmd::discard(&task),
-        Cmd::Agent { policy, workspace, model, max_turns, max_tokens, max_seconds, resume, changes, prompt } => {
+        Cmd::Agent {
+            policy,
+            workspace,
+            model,
+            max_turns,
+            max_tokens,
+            max_seconds,
+            resume,
+            changes,
+            config,
+            prompt,
+        } => {
             let limits = clawcage_agent::runner::Limits {
                 max_turns,
                 max_tokens,
                 wall: std::time::Duration::from_secs(max_seconds),
             };
-            agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, changes.as_deref(), prompt)
+            let opts = agent_cmd::AgentArgs { resume, changes, config };
+            agent_cmd::agent(policy.as_deref(), workspace, model, limits, opts, prompt)
         }
         Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),
         Cmd::Doctor => doctor(),
