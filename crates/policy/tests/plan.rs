@@ -1,6 +1,6 @@
 //! `plan()` tests: each compares a whole [`Plan`].
 
-use crate::*;
+use clawcage_policy::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

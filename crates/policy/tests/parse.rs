@@ -1,6 +1,6 @@
 //! Tests of parsing, error locations, profiles and `to_toml` round trips.
 
-use crate::*;
+use clawcage_policy::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
