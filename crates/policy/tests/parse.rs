@@ -1,4 +1,5 @@
 //! Tests of parsing, error locations, profiles and `to_toml` round trips.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use clawcage_policy::*;
 use std::collections::BTreeMap;

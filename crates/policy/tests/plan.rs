@@ -1,4 +1,5 @@
 //! `plan()` tests: each compares a whole [`Plan`].
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use clawcage_policy::*;
 use std::collections::BTreeMap;
