@@ -122,12 +122,13 @@ struct State {
     open: AtomicU64,
 }
 
-/// Decrements the open-connection count when a client connection ends.
-struct OpenGuard<'a>(&'a AtomicU64);
+/// A client connection's place under `max_connections`, shared by all
+/// that serve it (the HTTP layer, then its tunnel): freed when the last goes.
+struct Slot(Arc<State>);
 
-impl Drop for OpenGuard<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -290,7 +291,7 @@ impl State {
     async fn client(self: Arc<Self>, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
         let n = self.open.fetch_add(1, Ordering::Relaxed) + 1;
-        let _guard = OpenGuard(&self.open);
+        let slot = Arc::new(Slot(self.clone()));
         // Once the byte budget is spent, a new connection is only read far
         // enough to be told so (every request on it gets 429).
         let budget = (!self.budget.tripped()).then(|| self.budget.clone());
@@ -299,7 +300,7 @@ impl State {
         let conn: Arc<Mutex<Option<Upstream>>> = Arc::new(Mutex::new(None));
         let st = self.clone();
         let svc = service_fn(move |req| {
-            let (st, conn) = (st.clone(), conn.clone());
+            let (st, conn, slot) = (st.clone(), conn.clone(), slot.clone());
             async move {
                 if over {
                     let max = st.cfg.max_connections.unwrap_or(0);
@@ -315,7 +316,7 @@ impl State {
                         .await,
                     );
                 }
-                Ok(st.handle(req, conn).await)
+                Ok(st.handle(req, conn, slot).await)
             }
         });
         let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).with_upgrades().await;
@@ -325,14 +326,19 @@ impl State {
         }
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: Arc<Mutex<Option<Upstream>>>) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<Mutex<Option<Upstream>>>,
+        slot: Arc<Slot>,
+    ) -> Response<Body> {
         if self.budget.tripped() {
             let max = self.cfg.max_bytes.unwrap_or(0);
             let body = format!("clawcage egress: byte limit reached ([network] max_bytes = {max})\n");
             return self.deny(String::new(), 0, "max_bytes reached".into(), StatusCode::TOO_MANY_REQUESTS, body).await;
         }
         if req.method() == Method::CONNECT {
-            return self.connect(req).await;
+            return self.connect(req, slot).await;
         }
         match req.uri().scheme_str() {
             Some("http") => self.plain(req, conn).await,
@@ -358,7 +364,8 @@ impl State {
         }
     }
 
-    async fn connect(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    /// CONNECT: the tunnel (or terminated TLS) holds `slot` for its whole life.
+    async fn connect(self: Arc<Self>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
         let raw = req.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_default();
         let t = match self.target(&raw, None).await {
             Ok(t) => t,
@@ -371,6 +378,7 @@ impl State {
         let mitm = matches!(t.host, Host::Name(_)) && self.cfg.secrets.any_bound(&t.host);
         let st = self.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let Ok(upgraded) = hyper::upgrade::on(req).await else {
                 st.end(&t, &counters).await;
                 return;

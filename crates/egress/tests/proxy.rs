@@ -303,3 +303,47 @@ fn the_byte_budget_cuts_a_tunnel_off() {
     assert_eq!(code, 429, "{body}");
     proxy.shutdown();
 }
+
+/// Bytes through an open tunnel to the echo origin come back.
+fn echoes(s: &mut TcpStream, msg: &[u8]) -> bool {
+    let mut back = vec![0u8; msg.len()];
+    s.write_all(msg).is_ok() && s.read_exact(&mut back).is_ok() && back == msg
+}
+
+#[test]
+fn open_tunnels_hold_their_place_under_max_connections_for_their_whole_life() {
+    let port = echo_origin();
+    let policy = format!(
+        "[network]\nallow = [\"echo.test:{port}\"]\nallow_ips = [\"127.0.0.1\"]\nmax_connections = 2\n\
+         [network.hosts]\n\"echo.test\" = \"127.0.0.1\"\n"
+    );
+    let (proxy, pp) = start(config(&policy), Arc::new(MemorySink::default()));
+    let target = format!("echo.test:{port}");
+    // The attack: open tunnels and hold them, past the HTTP exchange that set them up.
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let (mut s, head) = tunnel(pp, &target, b"");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(echoes(&mut s, format!("tunnel {i}").as_bytes()));
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let (refused, head) = tunnel(pp, &target, b"");
+    assert!(head.starts_with("HTTP/1.1 429"), "a third tunnel got through: {head}");
+    drop(refused); // it holds a place too while it is open
+                   // The two held ones still work, and closing one frees its place.
+    assert!(echoes(&mut held[1], b"still here"));
+    drop(held.remove(0));
+    let mut freed = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(20));
+        let (mut s, head) = tunnel(pp, &target, b"");
+        if head.starts_with("HTTP/1.1 200") {
+            assert!(echoes(&mut s, b"after"));
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "the closed tunnel's place was never freed");
+    proxy.shutdown();
+}
