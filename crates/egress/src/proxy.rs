@@ -524,19 +524,20 @@ impl State {
         self.forward(req, &t, Wire::Plain, &conn).await
     }
 
-    /// A sender to `t` that is ready: the one in `slot` when it still is,
-    /// else a new connection through the whole decision ([`State::open`]).
+    /// A sender to `t` that is ready, and whether it was used before: the
+    /// one in `slot` when it still is, else a new connection through the
+    /// whole decision ([`State::open`]).
     async fn ready_sender<'a>(
         self: &Arc<Self>,
         slot: &'a mut Option<Upstream>,
         t: &Target,
         wire: Wire,
-    ) -> Result<&'a mut SendRequest<Body>, Response<Body>> {
-        let reusable = match slot.as_mut() {
+    ) -> Result<(&'a mut SendRequest<Body>, bool), Response<Body>> {
+        let reused = match slot.as_mut() {
             Some(u) if u.target == *t => u.sender.ready().await.is_ok(),
             _ => false,
         };
-        if !reusable {
+        if !reused {
             *slot = None;
             let opened = self.open(t).await?;
             let sender = self
@@ -546,7 +547,7 @@ impl State {
             *slot = Some(Upstream { target: t.clone(), sender });
         }
         match slot.as_mut() {
-            Some(u) => Ok(&mut u.sender),
+            Some(u) => Ok((&mut u.sender, reused)),
             None => Err(text(StatusCode::BAD_GATEWAY, "clawcage egress: no upstream\n".into())),
         }
     }
@@ -568,9 +569,13 @@ impl State {
         };
         let mut guard = slot.lock().await;
         // A connection the host closed between our readiness check and the
-        // write gives the request back unsent: it goes once more, on a new one.
+        // write gives the request back unsent: it goes once more, on a new
+        // one. So does a bodiless request of a method safe to repeat (RFC
+        // 9110 §9.2.2) that a reused connection failed before any answer:
+        // the host's idle timeout raced it.
+        let mut replay = replayable(&upstream_req);
         for attempt in 0..2 {
-            let sender = match self.ready_sender(&mut guard, t, wire).await {
+            let (sender, reused) = match self.ready_sender(&mut guard, t, wire).await {
                 Ok(s) => s,
                 Err(r) => return r,
             };
@@ -586,8 +591,12 @@ impl State {
                     strip_hop_by_hop(&mut parts.headers);
                     return Response::from_parts(parts, body.map_err(Into::into).boxed());
                 }
-                Err(mut e) => match e.take_message() {
-                    Some(again) if attempt == 0 => {
+                Err(mut e) => match (e.take_message(), replay.take()) {
+                    (Some(again), _) if attempt == 0 => {
+                        *guard = None;
+                        upstream_req = again;
+                    }
+                    (None, Some(again)) if attempt == 0 && reused => {
                         *guard = None;
                         upstream_req = again;
                     }
@@ -699,6 +708,21 @@ impl State {
     fn secret_event(&self, name: &str, t: &Target, action: SecretAction) -> Event {
         Event::Secret { sandbox: self.cfg.sandbox.clone(), name: name.to_string(), host: t.host_name(), action }
     }
+}
+
+/// A copy of `req` to send again, when it has no body and its method is
+/// idempotent.
+fn replayable(req: &Request<Body>) -> Option<Request<Body>> {
+    let idempotent = [Method::GET, Method::HEAD, Method::OPTIONS, Method::PUT, Method::DELETE, Method::TRACE];
+    if !req.body().is_end_stream() || !idempotent.contains(req.method()) {
+        return None;
+    }
+    let mut copy = Request::new(full(Bytes::new()));
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
 }
 
 fn full(b: Bytes) -> Body {
