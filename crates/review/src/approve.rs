@@ -133,9 +133,9 @@ impl Gate {
     }
 
     /// A command about to run: `argv` (parsed as a reviewer would, see
-    /// [`Approvals::command_match`]) in `cwd`.
+    /// [`clawcage_approvals::command_match`]) in `cwd`.
     pub fn check_command(&self, argv: &[String], cwd: &str) -> Result<Verdict, GateError> {
-        let Some(m) = self.approvals.command_match(argv) else { return Ok(Verdict::NotNeeded) };
+        let Some(m) = clawcage_approvals::command_match(&self.approvals, argv) else { return Ok(Verdict::NotNeeded) };
         let full = shell_words(argv);
         let what = if m.command == full { full.clone() } else { format!("{full}   (runs: {})", m.command) };
         let subject = json!({ "argv": argv, "cwd": cwd, "matched": m.command });
@@ -146,7 +146,7 @@ impl Gate {
     /// changes of an apply or a file tool's write.
     pub fn check_writes(&self, rel: &[String], workspace: &str) -> Result<Verdict, GateError> {
         let hits: Vec<(&String, &str)> =
-            rel.iter().filter_map(|p| self.approvals.write_match(p).map(|g| (p, g))).collect();
+            rel.iter().filter_map(|p| clawcage_approvals::write_match(&self.approvals, p).map(|g| (p, g))).collect();
         let Some((_, first_rule)) = hits.first() else { return Ok(Verdict::NotNeeded) };
         let rule = first_rule.to_string();
         let paths: Vec<&String> = hits.iter().map(|(p, _)| *p).collect();
