@@ -290,18 +290,21 @@ fn rule_matches(rule: &[String], cmd: &[Word]) -> bool {
 
 /// A command as the approver reads it: shell-quoted words, `…` for computed ones.
 fn display(cmd: &[Word]) -> String {
-    cmd.iter()
-        .map(|w| match w {
-            Word::Unknown => "…".to_string(),
-            Word::Lit(s)
-                if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) =>
-            {
-                s.clone()
-            }
-            Word::Lit(s) => format!("'{}'", s.replace('\'', r"'\''")),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    cmd.iter().map(|w| w.lit().map_or_else(|| "…".to_string(), quote)).collect::<Vec<_>>().join(" ")
+}
+
+/// `argv` as one line a person can read (and a shell would split back):
+/// words with anything but `[A-Za-z0-9_./=:,+@%-]` are single-quoted.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+fn quote(w: &str) -> String {
+    if !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./=:,+@%-".contains(&b)) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! [`StorePrompter`] waits for someone else to decide the stored request
 //! (the HTTP API, a chat channel, another process).
 
+pub use clawcage_approvals::shell_words;
 use clawcage_policy::approval::Approvals;
 use clawcage_store::audit::AuditLog;
 use clawcage_store::work::{ApprovalKind, ApprovalStatus};
@@ -276,13 +277,6 @@ impl NetworkAsker {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// `argv` as one line a person can read (and a shell would split back).
-pub fn shell_words(argv: &[String]) -> String {
-    let plain = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./=:,+@%-".contains(&b));
-    let quote = |w: &String| if plain(w) { w.clone() } else { format!("'{}'", w.replace('\'', "'\\''")) };
-    argv.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 /// Waits for a decision made by someone else on the stored request (the
