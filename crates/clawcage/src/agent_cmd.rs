@@ -18,6 +18,7 @@ pub fn agent(
     model: Option<String>,
     limits: Limits,
     resume: Option<String>,
+    mcp: Option<PathBuf>,
     prompt: String,
 ) -> Result<ExitCode> {
     let policy_file = policy.map(Path::to_path_buf);
@@ -36,6 +37,7 @@ pub fn agent(
         host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
         gate: None,
         retry: None,
+        mcp,
     };
     let mut ui = TerminalUi::new();
     let report = clawcage_agent::task::run(opts, &mut ui)?;

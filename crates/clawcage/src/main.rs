@@ -82,6 +82,9 @@ enum Cmd {
         /// Continue this task (same conversation, same workspace).
         #[arg(long, value_name = "TASK")]
         resume: Option<String>,
+        /// MCP servers to start inside the task's sandbox: a TOML file of `[mcp.NAME]` tables.
+        #[arg(long, value_name = "FILE")]
+        mcp: Option<PathBuf>,
         /// What to do.
         prompt: String,
     },
@@ -254,13 +257,13 @@ fn main() -> ExitCode {
         Cmd::Diff { task } => review_cmd::diff(&task),
         Cmd::Apply { task } => review_cmd::apply(&task),
         Cmd::Discard { task } => review_cmd::discard(&task),
-        Cmd::Agent { policy, workspace, model, max_turns, max_tokens, max_seconds, resume, prompt } => {
+        Cmd::Agent { policy, workspace, model, max_turns, max_tokens, max_seconds, resume, mcp, prompt } => {
             let limits = clawcage_agent::runner::Limits {
                 max_turns,
                 max_tokens,
                 wall: std::time::Duration::from_secs(max_seconds),
             };
-            agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, prompt)
+            agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, mcp, prompt)
         }
         Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),
         Cmd::Doctor => doctor(),
