@@ -11,12 +11,12 @@ use std::process::ExitCode;
 /// Exit status of a cancelled task (as a shell reports SIGINT).
 const EXIT_CANCELLED: u8 = 130;
 
-/// `agent`'s options beyond the policy, workspace, model and limits.
-pub struct AgentArgs {
-    /// `--resume TASK`.
-    pub resume: Option<String>,
+/// The flags of `agent` that only pass through.
+pub struct AgentFlags {
     /// `--changes review|direct`.
     pub changes: Option<String>,
+    /// `--mcp FILE`.
+    pub mcp: Option<PathBuf>,
     /// `--config FILE`.
     pub config: Option<PathBuf>,
 }
@@ -28,16 +28,16 @@ pub fn agent(
     workspace: Option<PathBuf>,
     model: Option<String>,
     limits: Limits,
-    args: AgentArgs,
+    resume: Option<String>,
+    flags: AgentFlags,
     prompt: String,
 ) -> Result<ExitCode> {
-    let AgentArgs { resume, changes, config } = args;
     let policy_file = policy.map(Path::to_path_buf);
     let mut policy = crate::load_policy(policy)?;
-    crate::set_changes(&mut policy, changes.as_deref())?;
+    crate::set_changes(&mut policy, flags.changes.as_deref())?;
     // The model config: --config, else $CLAWCAGE_HOME/config.toml if there is one.
-    let config = match config {
-        Some(file) => Some(ModelConfig::load(&file)?),
+    let config = match &flags.config {
+        Some(file) => Some(ModelConfig::load(file)?),
         None => ModelConfig::load_default(&clawcage_store::StatePaths::from_env()?.dir)?,
     };
     let program = std::env::current_exe().context("path of the clawcage binary")?;
@@ -55,6 +55,7 @@ pub fn agent(
         gate: None,
         retry: None,
         config,
+        mcp: flags.mcp,
     };
     let mut ui = TerminalUi::new();
     let report = clawcage_agent::task::run(opts, &mut ui)?;

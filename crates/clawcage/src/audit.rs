@@ -3,6 +3,8 @@
 //! keeps (its task row, tool call and audit trail).
 
 use anyhow::{Context as _, Result};
+use clawcage_agent::runner::outcome_name;
+pub use clawcage_approvals::shell_words;
 use clawcage_policy::{Event, EventSink, Policy};
 use clawcage_sandbox::Outcome;
 use clawcage_store::audit::{AuditLog, SigningKey};
@@ -32,8 +34,12 @@ pub fn policy_hash(policy: &Policy) -> String {
 
 /// What `clawcage run` records: a task row (kind `run`), one tool call for
 /// the command, and the audit records sandbox_start, exec (before the
-/// command starts), exec_end and sandbox_stop. Every method that appends
-/// fails when the record cannot be made durable; `run` then refuses.
+/// command starts), exec_end and sandbox_stop. sandbox_start and exec_end
+/// describe what has already happened: they are after-records
+/// ([`AuditLog::append_after`]), made durable together with the next
+/// record (exec, sandbox_stop), so a run costs two syncs of the log, not
+/// four. Every method that appends fails when the record cannot be
+/// written; `run` then refuses.
 pub struct RunRecord {
     sink: AuditSink,
     store: Store,
@@ -94,10 +100,15 @@ impl RunRecord {
         self.sink.record(&event).context("audit log")
     }
 
+    fn record_after(&self, event: Event) -> Result<()> {
+        self.sink.record_after(&event).context("audit log")
+    }
+
     /// The sandbox is set up (nothing runs in it yet): record it with the
-    /// policy's hash and how limits are enforced (known only now).
+    /// policy's hash and how limits are enforced (known only now). An
+    /// after-record: durable with the next one, before anything runs.
     pub fn sandbox_started(&self, limits: &str) -> Result<()> {
-        self.record(Event::SandboxStart {
+        self.record_after(Event::SandboxStart {
             sandbox: self.sandbox(),
             policy_hash: self.policy_hash.clone(),
             backend: "ns".into(),
@@ -123,7 +134,7 @@ impl RunRecord {
         let (seq, started) = self.call.take().context("exec_end without exec")?;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let status = outcome.exit_code();
-        self.record(Event::ExecEnd {
+        self.record_after(Event::ExecEnd {
             sandbox: self.sandbox(),
             exec: 1,
             outcome: outcome_name(outcome).into(),
@@ -145,7 +156,7 @@ impl RunRecord {
         Ok(())
     }
 
-    /// Every process of the sandbox is gone.
+    /// Every process of the sandbox is gone. Durable (with exec_end) on return.
     pub fn sandbox_stopped(&self) -> Result<()> {
         self.record(Event::SandboxStop { sandbox: self.sandbox() })
     }
@@ -158,26 +169,6 @@ impl RunRecord {
         let _ = self.store.set_task_status(&self.task, TaskStatus::Failed, Some(&format!("{stage}: {why}")));
         err
     }
-}
-
-/// How an outcome is named in `exec_end` records.
-fn outcome_name(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Exited(_) => "exited",
-        Outcome::Signaled(_) => "signaled",
-        Outcome::TimedOut => "timeout",
-        Outcome::MemoryLimit => "memory",
-        Outcome::OutputLimit => "output",
-        Outcome::StartFailed(..) => "start_failed",
-    }
-}
-
-/// `argv` as one line a person can read (and a shell would split back):
-/// words with anything but `[A-Za-z0-9_./=:,+@%-]` are single-quoted.
-pub fn shell_words(argv: &[String]) -> String {
-    let plain = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./=:,+@%-".contains(&b));
-    let quote = |w: &String| if plain(w) { w.clone() } else { format!("'{}'", w.replace('\'', "'\\''")) };
-    argv.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -87,6 +87,9 @@ enum Cmd {
         /// through (default: the policy's `[filesystem] changes`, else review).
         #[arg(long, value_name = "review|direct")]
         changes: Option<String>,
+        /// MCP servers to start inside the task's sandbox: a TOML file of `[mcp.NAME]` tables.
+        #[arg(long, value_name = "FILE")]
+        mcp: Option<PathBuf>,
         /// The model config file (base URLs, API key sources, default
         /// models; default: $CLAWCAGE_HOME/config.toml when it exists).
         #[arg(long, value_name = "FILE")]
@@ -283,6 +286,7 @@ fn main() -> ExitCode {
             max_seconds,
             resume,
             changes,
+            mcp,
             config,
             prompt,
         } => {
@@ -291,8 +295,8 @@ fn main() -> ExitCode {
                 max_tokens,
                 wall: std::time::Duration::from_secs(max_seconds),
             };
-            let opts = agent_cmd::AgentArgs { resume, changes, config };
-            agent_cmd::agent(policy.as_deref(), workspace, model, limits, opts, prompt)
+            let flags = agent_cmd::AgentFlags { changes, mcp, config };
+            agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, flags, prompt)
         }
         Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),
         Cmd::Doctor => doctor(),

@@ -99,6 +99,20 @@ fn concurrent_first_opens_migrate_once() {
 }
 
 #[test]
+fn closing_the_last_connection_keeps_the_wal_and_its_commits() {
+    let t = Tmp::new("wal-kept");
+    let id = {
+        let s = Store::open(&t.db()).unwrap();
+        s.create_task(&NewTask::new(TaskKind::Run, "true")).unwrap().id
+    };
+    // No checkpoint on close: the commit is still (only) in the WAL file.
+    let wal = t.db().with_extension("db-wal");
+    assert!(wal.metadata().unwrap().len() > 0, "the WAL was checkpointed and removed on close");
+    let s = Store::open(&t.db()).unwrap();
+    assert_eq!(s.task(&id).unwrap().title, "true");
+}
+
+#[test]
 fn tasks_round_trip_and_change_status() {
     let t = Tmp::new("tasks");
     let s = Store::open(&t.db()).unwrap();

@@ -58,7 +58,7 @@ pub(crate) fn body<'a>(cfg: &'a ProviderConfig, req: ModelRequest<'a>) -> Body<'
     let tools = req
         .tools
         .iter()
-        .map(|t| Tool { name: t.name, description: t.description, input_schema: &t.input_schema })
+        .map(|t| Tool { name: &t.name, description: &t.description, input_schema: &t.input_schema })
         .collect();
     Body { model: &cfg.model, max_tokens: cfg.max_tokens, system: req.system, messages, tools, stream: true }
 }
@@ -263,7 +263,8 @@ mod tests {
                 content: vec![Block::ToolResult { tool_use_id: "t1".into(), content: "out".into(), is_error: true }],
             },
         ];
-        let tools = vec![ToolSpec { name: "bash", description: "run", input_schema: json!({"type": "object"}) }];
+        let tools =
+            vec![ToolSpec { name: "bash".into(), description: "run".into(), input_schema: json!({"type": "object"}) }];
         let req = ModelRequest { system: "sys", turns: &turns, tools: &tools };
         assert_eq!(
             serde_json::to_value(body(&cfg, req)).unwrap(),

@@ -124,7 +124,7 @@ pub(crate) fn body<'a>(cfg: &'a ProviderConfig, req: ModelRequest<'a>) -> Body<'
         .iter()
         .map(|t| Tool {
             kind: "function",
-            function: Function { name: t.name, description: t.description, parameters: &t.input_schema },
+            function: Function { name: &t.name, description: &t.description, parameters: &t.input_schema },
         })
         .collect();
     let own_api = cfg.provider == "openai";
@@ -283,7 +283,8 @@ mod tests {
             },
             Turn { role: Speaker::Assistant, content: vec![Block::Text { text: "done".into() }] },
         ];
-        let tools = vec![ToolSpec { name: "bash", description: "run", input_schema: json!({"type": "object"}) }];
+        let tools =
+            vec![ToolSpec { name: "bash".into(), description: "run".into(), input_schema: json!({"type": "object"}) }];
         let req = ModelRequest { system: "sys", turns: &turns, tools: &tools };
         let messages = json!([
             {"role": "system", "content": "sys"},
