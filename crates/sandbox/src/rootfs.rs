@@ -4,7 +4,7 @@
 
 use crate::mountplan::MountOp;
 use crate::sys;
-use crate::StepError;
+use crate::{nix_step, step, StepError};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{chdir, mkdir, pivot_root};
 use std::fs;
@@ -38,16 +38,6 @@ const PROC_READ_ONLY: &[&str] = &["sys", "bus", "fs", "irq"];
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// The attributes of every read-only mount: no writes, no set-id, no devices.
 const READ_ONLY: u64 = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
-
-fn step(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StepError {
-    let path = path.into();
-    move |source| StepError { step, path, source }
-}
-
-fn nix_step(s: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::errno::Errno) -> StepError {
-    let f = step(s, path);
-    move |e| f(std::io::Error::from(e))
-}
 
 /// Build the root from `ops`; `fds` holds, in the order of the ops that use
 /// them, the supervisor's idmapped trees (one per bind marked `idmap`) and
