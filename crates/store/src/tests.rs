@@ -143,6 +143,26 @@ fn tasks_round_trip_and_change_status() {
 }
 
 #[test]
+fn a_reply_adds_usage_and_its_message_in_one_step() {
+    let t = Tmp::new("reply");
+    let s = Store::open(&t.db()).unwrap();
+    let task = s.create_task(&NewTask::new(TaskKind::Agent, "x")).unwrap();
+    s.append_message(&task.id, Role::User, &json!({"content": "hi"})).unwrap();
+    let usage = Usage { input_tokens: 7, output_tokens: 3, cost_micro_usd: 9 };
+    let (m, totals) = s.add_reply(&task.id, usage, Role::Assistant, &json!({"content": "hello"})).unwrap();
+    assert_eq!((m.seq, m.role, totals), (2, Role::Assistant, usage));
+    let (_, totals) = s.add_reply(&task.id, usage, Role::Assistant, &json!({"content": "again"})).unwrap();
+    assert_eq!(totals.input_tokens, 14);
+    assert_eq!(s.task(&task.id).unwrap().usage, totals);
+    assert_eq!(s.messages(&task.id).unwrap()[1], m);
+    // Nothing of a refused reply is kept.
+    let huge = Usage { output_tokens: u64::MAX, ..Usage::default() };
+    assert!(s.add_reply(&task.id, huge, Role::Assistant, &json!({})).is_err());
+    assert!(matches!(s.add_reply("nope", usage, Role::Assistant, &json!({})), Err(StoreError::UnknownTask(_))));
+    assert_eq!(s.messages(&task.id).unwrap().len(), 3);
+}
+
+#[test]
 fn unknown_tasks_are_errors() {
     let t = Tmp::new("unknown");
     let s = Store::open(&t.db()).unwrap();
@@ -245,6 +265,7 @@ fn tool_calls_start_finish_once_and_keep_argv() {
         .unwrap();
     assert_eq!((c1.seq, c1.ended_ms, c1.exit_status), (1, None, None));
     assert_eq!(c1.argv.as_deref(), Some(&argv[..]));
+    assert_eq!(s.tool_call(&task.id, 1).unwrap(), c1, "what start returns is what is stored");
     let c2 = s
         .start_tool_call(
             &task.id,
