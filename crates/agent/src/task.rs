@@ -55,6 +55,8 @@ pub struct AgentOptions {
     pub gate: Option<Arc<dyn ToolGate>>,
     /// Retry policy override (tests shorten it).
     pub retry: Option<RetryPolicy>,
+    /// `[mcp.NAME]` servers to start inside the sandbox (`--mcp FILE`).
+    pub mcp: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -163,7 +165,34 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         held_changes_block_direct(&paths, &t.id)?;
     }
     let policy_hash = clawcage_store::sha256_hex(opts.policy.to_toml().as_bytes());
-    let system = system_prompt(&opts.policy, &plan);
+    let mut system = system_prompt(&opts.policy, &plan);
+    let mcp_config = match &opts.mcp {
+        Some(f) => crate::mcp::load_config(f).map_err(AgentError::Input)?,
+        None => Default::default(),
+    };
+    // The approved skills, verified and copied for this task, mounted
+    // read-only at /skills/NAME; a changed one is refused.
+    let approved = crate::skills::approved(&store).map_err(state("store"))?;
+    let skills = (!approved.is_empty()).then(|| {
+        let host = crate::skills::SkillHost {
+            policy: opts.policy.clone(),
+            policy_name: opts
+                .policy_file
+                .as_ref()
+                .map_or("the built-in default policy".into(), |p| p.display().to_string()),
+            workspace: workspace.clone(),
+            host_home: opts.host_home.clone(),
+            env: opts.env.clone(),
+            helper: opts.helper.clone(),
+            state_dir: paths.dir.clone(),
+            held: !plan.direct_changes,
+        };
+        crate::skills::TaskSkills::prepare(&paths.dir.join("skills"), &approved, &std::env::temp_dir(), host)
+    });
+    if let Some(s) = &skills {
+        system.push_str(&s.prompt_section());
+        plan.mounts.extend(s.mounts());
+    }
 
     // The task row and the conversation so far.
     let (task, mut turns) = match &resumed {
@@ -227,6 +256,12 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         fail(format!("audit log: {e}"));
         return Err(AgentError::State(format!("audit log: {e}")));
     }
+    if let Some(s) = &skills {
+        if let Err(e) = record_skills(&sink, s, ui) {
+            fail(format!("audit log: {e}"));
+            return Err(AgentError::State(format!("audit log: {e}")));
+        }
+    }
 
     // Reviewed changes: the task's overlay layers, made once and reused on
     // resume, so a resumed task sees the workspace as it left it.
@@ -273,9 +308,23 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         fail(format!("audit log: {e}"));
         return Err(AgentError::State(format!("audit log: {e}")));
     }
+    let policy_timeout = plan.limits.timeout_ms.map(std::time::Duration::from_millis);
+    let mcp = match start_mcp(&sink, &sandbox, &mcp_config, &plan.env, &workspace, policy_timeout) {
+        Ok(m) => m,
+        Err(e) => {
+            sandbox.kill();
+            let _ = sandbox.stop();
+            let _ = sink.record(&Event::SandboxStop { sandbox: task.clone() });
+            fail(e.clone());
+            return Err(AgentError::Sandbox(e));
+        }
+    };
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread drives the loop: the model stream, the signals and the
+    // waits for the sandbox (its blocking calls go to the blocking pool).
+    // Nothing here computes in parallel, and every hand-off between worker
+    // threads was a wake-up per streamed chunk and per tool call.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| AgentError::State(format!("tokio runtime: {e}")))?;
@@ -290,10 +339,14 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         system,
         turns,
         workspace: workspace.clone(),
-        policy_timeout: plan.limits.timeout_ms.map(std::time::Duration::from_millis),
+        policy_timeout,
         output_limit: plan.limits.output,
         network: !opts.policy.network.allow.is_empty(),
         execs: 0,
+        extras: crate::extras::Extras {
+            skills: skills.map(|s| Arc::new(std::sync::Mutex::new(s))),
+            mcp: Arc::new(mcp),
+        },
     };
     let result = rt.block_on(async {
         let (canceller, rx) = cancellation();
@@ -342,6 +395,43 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
     let _ = sink.append("task_end", json!({ "status": status.as_str(), "detail": detail }));
     store.set_task_status(&task, status, Some(&detail)).map_err(state("store"))?;
     Ok(AgentReport { task, status, detail })
+}
+
+/// Audit which skills the task offers and which it refused (and say so).
+pub fn record_skills(
+    sink: &AuditSink,
+    skills: &crate::skills::TaskSkills,
+    ui: &mut dyn Ui,
+) -> Result<(), clawcage_policy::SinkError> {
+    for (name, why) in skills.refused() {
+        ui.notice(&format!("skill {name} refused: {why}"));
+        sink.append("skill_refused", json!({ "name": name, "reason": why }))?;
+    }
+    let offered: Vec<_> = skills.usable().into_iter().map(|(n, h)| json!({ "name": n, "hash": h })).collect();
+    sink.append("skills_offered", json!({ "skills": offered }))
+}
+
+/// Start the configured MCP servers inside the task's sandbox; each start
+/// is audited before it happens. Blocking.
+pub fn start_mcp(
+    sink: &AuditSink,
+    sandbox: &SandboxHandle,
+    config: &BTreeMap<String, clawcage_mcp::config::Server>,
+    env: &[(String, String)],
+    workspace: &std::path::Path,
+    policy_timeout: Option<std::time::Duration>,
+) -> Result<crate::mcp::McpServers, String> {
+    for (name, server) in config {
+        sink.append("mcp_start", json!({ "server": name, "command": server.command }))
+            .map_err(|e| format!("audit log: {e}"))?;
+    }
+    let servers =
+        crate::mcp::McpServers::start(sandbox, config, env, workspace, crate::extras::mcp_timeout(policy_timeout))?;
+    for s in servers.servers() {
+        let tools: Vec<&str> = s.tools.iter().map(|t| t.name.as_str()).collect();
+        sink.append("mcp_ready", json!({ "server": s.name, "tools": tools })).map_err(|e| format!("audit log: {e}"))?;
+    }
+    Ok(servers)
 }
 
 /// The review directory of `task`: created for a new task, opened again on

@@ -121,6 +121,27 @@ impl Ctx {
         if let Some(memory) = &group.memory {
             system.push_str(&memory_section(memory));
         }
+        // The group's approved skills, verified and copied for this task,
+        // mounted read-only at /skills/NAME; a changed one is refused.
+        let approved = clawcage_agent::skills::approved(&store).map_err(|e| format!("store: {e}"))?;
+        let skills = (!approved.is_empty()).then(|| {
+            let host = clawcage_agent::skills::SkillHost {
+                policy: group.policy.clone(),
+                policy_name: group.policy_file.display().to_string(),
+                workspace: group.workspace.clone(),
+                host_home: self.host_home.clone(),
+                env: self.env.clone(),
+                helper: self.helper.clone(),
+                state_dir: self.paths.dir.clone(),
+                held: !plan.direct_changes,
+            };
+            let root = group.skills.clone().unwrap_or_else(|| self.paths.dir.join("skills"));
+            clawcage_agent::skills::TaskSkills::prepare(&root, &approved, &std::env::temp_dir(), host)
+        });
+        if let Some(s) = &skills {
+            system.push_str(&s.prompt_section());
+            plan.mounts.extend(s.mounts());
+        }
         store
             .append_message(&task, Role::System, &json!({ "content": [{ "type": "text", "text": system }] }))
             .map_err(|e| format!("store: {e}"))?;
@@ -128,6 +149,10 @@ impl Ctx {
         store.append_message(&task, Role::User, &runner::turn_json(&user)).map_err(|e| format!("store: {e}"))?;
 
         let sink = AuditSink::new(Arc::clone(&self.audit), Some(task.clone()));
+        let mut ui = EventsUi { events: events.clone(), text: String::new() };
+        if let Some(s) = &skills {
+            clawcage_agent::task::record_skills(&sink, s, &mut ui).map_err(|e| format!("audit log: {e}"))?;
+        }
         let held = match plan.direct_changes {
             true => None,
             false => Some(self.hold(&task, group)?),
@@ -147,6 +172,23 @@ impl Ctx {
             let _ = sandbox.stop();
             return Err(format!("audit log: {e}"));
         }
+        let policy_timeout = plan.limits.timeout_ms.map(Duration::from_millis);
+        let mcp = match clawcage_agent::task::start_mcp(
+            &sink,
+            &sandbox,
+            &group.mcp,
+            &plan.env,
+            &group.workspace,
+            policy_timeout,
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                sandbox.kill();
+                let _ = sandbox.stop();
+                let _ = sink.record(&Event::SandboxStop { sandbox: task.clone() });
+                return Err(e);
+            }
+        };
         let gate: Arc<dyn ToolGate> = Arc::new(StoreGate::new(&self.paths, &self.audit, &task, &group.policy)?);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -163,12 +205,15 @@ impl Ctx {
             system,
             turns: vec![user],
             workspace: group.workspace.clone(),
-            policy_timeout: plan.limits.timeout_ms.map(Duration::from_millis),
+            policy_timeout,
             output_limit: plan.limits.output,
             network: !group.policy.network.allow.is_empty(),
             execs: 0,
+            extras: clawcage_agent::extras::Extras {
+                skills: skills.map(|s| Arc::new(Mutex::new(s))),
+                mcp: Arc::new(mcp),
+            },
         };
-        let mut ui = EventsUi { events: events.clone(), text: String::new() };
         let rx = cancel.receiver();
         let result = rt.block_on(session.run(&mut ui, rx));
         drop(rt);

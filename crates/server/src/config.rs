@@ -11,7 +11,8 @@
 //! workspace = "/srv/dev"
 //! model = "anthropic:claude-sonnet-4-5"
 //! memory = "memory/dev.md"       # the agent reads it and may update it
-//! skills = "skills/dev"
+//! skills = "skills/dev"         # where its skills are (default: the installed ones); only approved ones are used
+//! mcp = "mcp/dev.toml"           # [mcp.NAME] servers started inside each task's sandbox
 //!
 //! [roles.maintainer]
 //! members = ["telegram:1234", "slack:U0123", "discord:5678"]
@@ -142,6 +143,8 @@ pub struct Group {
     pub memory: Option<PathBuf>,
     /// The skills directory.
     pub skills: Option<PathBuf>,
+    /// MCP servers started inside each task's sandbox (`mcp = "FILE"`).
+    pub mcp: BTreeMap<String, clawcage_agent::mcp::ServerConfig>,
 }
 
 /// Which groups a permission covers.
@@ -288,6 +291,7 @@ struct RawGroup {
     model: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
     skills: Option<Spanned<String>>,
+    mcp: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -568,7 +572,14 @@ impl Cx<'_> {
                 Some(p)
             }
         };
-        Ok(Group { name: name.to_string(), policy_file, policy, workspace, model, memory, skills })
+        let mcp = match &g.mcp {
+            None => BTreeMap::new(),
+            Some(m) => {
+                let p = self.path(m);
+                clawcage_agent::mcp::load_config(&p).map_err(|e| self.at(m, &field("mcp"), e))?
+            }
+        };
+        Ok(Group { name: name.to_string(), policy_file, policy, workspace, model, memory, skills, mcp })
     }
 
     fn role(&self, name: &str, r: &RawRole, groups: &BTreeMap<String, Group>) -> Result<RoleConfig, ConfigError> {
