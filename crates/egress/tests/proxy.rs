@@ -348,12 +348,27 @@ fn open_tunnels_hold_their_place_under_max_connections_for_their_whole_life() {
     proxy.shutdown();
 }
 
-/// A scratch directory for one test.
-fn scratch(name: &str) -> std::path::PathBuf {
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("clawcage-egress-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 /// How a TLS origin ends its connections.
