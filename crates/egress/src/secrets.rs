@@ -295,7 +295,9 @@ mod tests {
     use super::*;
 
     fn table() -> (Vec<(String, String)>, SecretTable) {
-        let dir = std::env::temp_dir().join(format!("clawcage-egress-secret-{}", std::process::id()));
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("clawcage-egress-secret-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("key");
         std::fs::write(&file, "file-value-123\n").unwrap();
@@ -307,7 +309,9 @@ mod tests {
             file.display()
         );
         let policy = clawcage_policy::parse_str(&text, "p.toml").unwrap();
-        Secrets::prepare(&policy).unwrap()
+        let prepared = Secrets::prepare(&policy).unwrap(); // the value is read here
+        let _ = std::fs::remove_dir_all(&dir);
+        prepared
     }
 
     fn req(uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
