@@ -12,7 +12,6 @@ use agent_common::*;
 use clawcage_agent::testing::*;
 use egress_support::{Origin, OriginOpts, TestCa};
 use serde_json::json;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 fn clawcage(fx: &AgentFixture, args: &[&str]) -> Out {
@@ -29,20 +28,9 @@ fn clawcage(fx: &AgentFixture, args: &[&str]) -> Out {
     }
 }
 
-/// Write skill `name` (SKILL.md with the `clawcage:` lines `needs`, a body,
-/// and an executable scripts/go.sh) and approve it with `skill add --yes`.
+/// Write skill `name` and approve it in the fixture's state directory.
 fn add_skill(fx: &AgentFixture, name: &str, needs: &str, body: &str, script: &str) {
-    let src = fx.root.join(format!("src-{name}"));
-    std::fs::create_dir_all(src.join("scripts")).unwrap();
-    std::fs::write(
-        src.join("SKILL.md"),
-        format!("---\nname: {name}\ndescription: Test skill {name}.\nclawcage:\n{needs}---\n{body}\n"),
-    )
-    .unwrap();
-    let go = src.join("scripts/go.sh");
-    std::fs::write(&go, format!("#!/bin/sh\n{script}")).unwrap();
-    std::fs::set_permissions(&go, std::fs::Permissions::from_mode(0o755)).unwrap();
-    clawcage(fx, &["skill", "add", src.to_str().unwrap(), "--yes"]).expect(0);
+    add_skill_at(&fx.state, &fx.root.join(format!("src-{name}")), name, needs, body, script);
 }
 
 fn system_of(req: &Recorded) -> String {
@@ -234,56 +222,6 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
-
-const MCP_SERVER: &str = r#"
-import json, os, socket, sys
-
-TOOLS = [
-    {"name": "read_text", "description": "Read a text file.",
-     "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}},
-    {"name": "reach_out", "description": "Connect to a host outside.",
-     "inputSchema": {"type": "object", "properties": {"host": {"type": "string"}}}},
-    {"name": "probe", "description": "How this process is confined.", "inputSchema": {"type": "object"}},
-]
-
-def send(msg):
-    sys.stdout.write(json.dumps(msg) + "\n")
-    sys.stdout.flush()
-
-def text(s, error=False):
-    return {"content": [{"type": "text", "text": s}], "isError": error}
-
-for line in sys.stdin:
-    msg = json.loads(line)
-    method, mid = msg.get("method"), msg.get("id")
-    if mid is None or method is None:
-        continue
-    if method == "initialize":
-        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "files", "version": "1"}}
-    elif method == "tools/list":
-        result = {"tools": TOOLS}
-    elif method == "tools/call":
-        name, args = msg["params"]["name"], msg["params"].get("arguments", {})
-        if name == "read_text":
-            try:
-                result = text(open(args["path"]).read())
-            except OSError as e:
-                result = text("error: " + e.strerror, True)
-        elif name == "reach_out":
-            try:
-                socket.create_connection((args.get("host", "1.1.1.1"), 80), timeout=5).close()
-                result = text("connected")
-            except OSError as e:
-                result = text("cannot connect: %s" % e, True)
-        else:
-            st = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\t" in l)
-            result = text("NoNewPrivs=%s CapEff=%s" % (st["NoNewPrivs"].strip(), st["CapEff"].strip()))
-    else:
-        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "no method"}})
-        continue
-    send({"jsonrpc": "2.0", "id": mid, "result": result})
-"#;
 
 #[test]
 fn an_mcp_server_runs_in_the_task_sandbox_its_tools_are_gated_audited_and_confined() {
