@@ -135,6 +135,18 @@ fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) 
     panic!("timed out waiting for {what}");
 }
 
+/// Start a task in group dev over the API and wait for its end: (id, GET /api/tasks/ID).
+fn run_task(s: &Serve, prompt: &str) -> (String, Value) {
+    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": prompt})));
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    let task = wait_until("the task to end", Duration::from_secs(90), || {
+        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
+        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
+    });
+    (id, task)
+}
+
 fn terminate(p: Proc) -> i32 {
     let mut child = p.take();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
@@ -160,13 +172,7 @@ fn a_task_runs_in_its_sandbox_and_its_changes_are_reviewed_over_the_api() {
     )
     .unwrap();
     let serve = s.spawn(&model);
-    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": "write notes"})));
-    assert_eq!(code, 201, "{body}");
-    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
-    let task = wait_until("the task to end", Duration::from_secs(60), || {
-        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
-        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
-    });
+    let (id, task) = run_task(&s, "write notes");
     assert_eq!(task["task"]["status"], "succeeded", "{task}");
     assert_eq!(task["review"], true);
     // The tool ran inside the sandbox: the file it read back is there, the host's shadow file is not.
@@ -248,13 +254,7 @@ fn a_served_group_offers_its_approved_skills_and_its_mcp_servers_tools() {
     )
     .unwrap();
     let serve = s.spawn(&model);
-    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": "greet"})));
-    assert_eq!(code, 201, "{body}");
-    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
-    let task = wait_until("the task to end", Duration::from_secs(90), || {
-        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
-        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
-    });
+    let (id, task) = run_task(&s, "greet");
     assert_eq!(task["task"]["status"], "succeeded", "{task}");
     let sent = model.requests();
     let system = sent[0].body["system"].as_str().unwrap();
