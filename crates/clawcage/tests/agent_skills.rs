@@ -231,7 +231,9 @@ fn an_mcp_server_runs_in_the_task_sandbox_its_tools_are_gated_audited_and_confin
     let outside = fx.root.join("outside.txt");
     std::fs::write(&outside, "host only\n").unwrap();
     let config = fx.root.join("mcp.toml");
-    std::fs::write(&config, "[mcp.files]\ncommand = [\"python3\", \"-u\", \"server.py\"]\n").unwrap();
+    let marker = format!("mcp-marker-{}", std::process::id());
+    std::fs::write(&config, format!("[mcp.files]\ncommand = [\"python3\", \"-u\", \"server.py\", \"{marker}\"]\n"))
+        .unwrap();
     // A skill that declares only read_text: while it is in use, probe is refused.
     add_skill(&fx, "reader", "  tools: [mcp__files__read_text]\n", "read notes with the files server", "true\n");
     let server = FakeServer::start(
@@ -286,6 +288,14 @@ fn an_mcp_server_runs_in_the_task_sandbox_its_tools_are_gated_audited_and_confin
     let start = k.iter().position(|x| x == "mcp_start").unwrap();
     assert!(k.iter().position(|x| x == "sandbox_start").unwrap() < start);
     clawcage(&fx, &["audit", "verify"]).expect(0);
+    // The server stopped with the sandbox.
+    let alive: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&marker))
+        .collect();
+    assert!(alive.is_empty(), "the MCP server outlived the task: {alive:?}");
 }
 
 #[test]
