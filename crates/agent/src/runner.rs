@@ -270,16 +270,13 @@ impl Session<'_> {
             tokens = tokens.saturating_add(resp.usage.input).saturating_add(resp.usage.output);
             let cfg = self.provider.config();
             let cost = price::cost_micro_usd(&cfg.provider, &cfg.model, resp.usage.input, resp.usage.output);
-            self.store.add_usage(
-                &self.task,
-                Usage {
-                    input_tokens: resp.usage.input,
-                    output_tokens: resp.usage.output,
-                    cost_micro_usd: cost.unwrap_or(0),
-                },
-            )?;
+            let usage = Usage {
+                input_tokens: resp.usage.input,
+                output_tokens: resp.usage.output,
+                cost_micro_usd: cost.unwrap_or(0),
+            };
             let assistant = Turn { role: Speaker::Assistant, content: resp.content.clone() };
-            self.store.append_message(&self.task, Role::Assistant, &turn_json(&assistant))?;
+            self.store.add_reply(&self.task, usage, Role::Assistant, &turn_json(&assistant))?;
             self.turns.push(assistant);
 
             let calls: Vec<(String, String, Value, Option<String>)> = resp

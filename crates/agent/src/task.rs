@@ -320,8 +320,11 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         }
     };
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread drives the loop: the model stream, the signals and the
+    // waits for the sandbox (its blocking calls go to the blocking pool).
+    // Nothing here computes in parallel, and every hand-off between worker
+    // threads was a wake-up per streamed chunk and per tool call.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| AgentError::State(format!("tokio runtime: {e}")))?;

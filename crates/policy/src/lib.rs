@@ -17,7 +17,6 @@ pub mod parse;
 pub mod plan;
 mod print;
 pub mod profiles;
-pub mod shell;
 mod values;
 
 pub use error::PolicyError;
