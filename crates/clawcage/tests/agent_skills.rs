@@ -88,7 +88,7 @@ fn skills_are_listed_loaded_on_request_mounted_read_only_and_run_under_their_dec
          cat data/in.txt\n\
          cat private.txt 2>/dev/null || echo no-private\n\
          echo x > /skills/bee/planted 2>/dev/null || echo skill-files-read-only\n\
-         ls /skills\n",
+         ls /skills | sed 's/^/visible-skill: /'\n",
         pa = a.port,
         pb = b.port
     );
@@ -136,6 +136,9 @@ fn skills_are_listed_loaded_on_request_mounted_read_only_and_run_under_their_dec
     assert!(ran.contains("declared input"), "{ran}");
     assert!(ran.contains("no-private") && !ran.contains("not declared"), "{ran}");
     assert!(ran.contains("skill-files-read-only"), "{ran}");
+    // Its sandbox shows its own skill only, not the other skills' files.
+    let visible: Vec<&str> = ran.lines().filter_map(|l| l.strip_prefix("visible-skill: ")).collect();
+    assert_eq!(visible, ["bee"], "{ran}");
     assert!(a.requests().is_empty(), "skill bee reached a.test");
     assert!(!ran.contains(&real_a) && !ran.contains(&real_b));
 
