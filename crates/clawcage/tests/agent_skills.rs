@@ -235,7 +235,7 @@ fn an_mcp_server_runs_in_the_task_sandbox_its_tools_are_gated_audited_and_confin
     std::fs::write(&outside, "host only\n").unwrap();
     let config = fx.root.join("mcp.toml");
     let marker = format!("mcp-marker-{}", std::process::id());
-    std::fs::write(&config, format!("[mcp.files]\ncommand = [\"python3\", \"-u\", \"server.py\", \"{marker}\"]\n"))
+    std::fs::write(&config, format!("[mcp.files]\ncommand = [\"python3\", \"-u\", \"server.py\", \"{marker}\"]\nenv = {{ GREETING = \"hello\" }}\n"))
         .unwrap();
     // A skill that declares only read_text: while it is in use, probe is refused.
     add_skill(&fx, "reader", "  tools: [mcp__files__read_text]\n", "read notes with the files server", "true\n");
@@ -272,7 +272,7 @@ fn an_mcp_server_runs_in_the_task_sandbox_its_tools_are_gated_audited_and_confin
     let (r, err) = result_of(&reqs, "m3");
     assert!(err && r.contains("cannot connect"), "{r}");
     let (r, _) = result_of(&reqs, "m4");
-    assert!(r.contains("NoNewPrivs=1 CapEff=0000000000000000"), "{r}");
+    assert!(r.contains("NoNewPrivs=1 CapEff=0000000000000000 GREETING=hello"), "{r}");
     // The tools need of the active skill.
     let (r, err) = result_of(&reqs, "m6");
     assert!(err && r.contains("does not declare the tool \"mcp__files__probe\""), "{r}");

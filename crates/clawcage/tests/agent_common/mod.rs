@@ -287,7 +287,7 @@ for line in sys.stdin:
                 result = text("cannot connect: %s" % e, True)
         else:
             st = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\t" in l)
-            result = text("NoNewPrivs=%s CapEff=%s" % (st["NoNewPrivs"].strip(), st["CapEff"].strip()))
+            result = text("NoNewPrivs=%s CapEff=%s GREETING=%s" % (st["NoNewPrivs"].strip(), st["CapEff"].strip(), os.environ.get("GREETING", "unset")))
     else:
         send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "no method"}})
         continue
