@@ -302,6 +302,45 @@ fn an_mcp_server_runs_in_the_task_sandbox_its_tools_are_gated_audited_and_confin
 }
 
 #[test]
+fn an_mcp_server_reaches_only_the_hosts_of_the_task_policy_through_its_proxy() {
+    // Plain HTTP: the sandbox's proxy sees each request (a CONNECT tunnel
+    // without a secret to inject would hand the origin's own certificate through).
+    let allowed = Origin::start(OriginOpts::http("allowed"));
+    let other = Origin::start(OriginOpts::http("other"));
+    let fx = AgentFixture::new("mcp-net").policy(&format!(
+        "[filesystem]\nchanges = \"direct\"\n\
+         [network]\nallow = [\"ok.test:{p}\"]\nallow_ips = [\"127.0.0.1\"]\n\
+         [network.hosts]\n\"ok.test\" = \"127.0.0.1\"\n\"other.test\" = \"127.0.0.1\"\n",
+        p = allowed.port,
+    ));
+    fx.write("server.py", MCP_SERVER);
+    let config = fx.root.join("mcp.toml");
+    std::fs::write(&config, "[mcp.web]\ncommand = [\"python3\", \"-u\", \"server.py\"]\n").unwrap();
+    let server = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![
+                tool("n1", "mcp__web__fetch", json!({"url": format!("http://ok.test:{}/fine", allowed.port)})),
+                tool("n2", "mcp__web__fetch", json!({"url": format!("http://other.test:{}/leak", other.port)})),
+                tool("n3", "mcp__web__reach_out", json!({"host": "127.0.0.1"})),
+            ]),
+            steps(vec![text("done")]),
+        ],
+    )
+    .unwrap();
+    fx.run(&server, &["--mcp", config.to_str().unwrap(), "fetch"]).expect(0);
+    let reqs = server.requests();
+    let (r, err) = result_of(&reqs, "n1");
+    assert!(!err && r.contains("origin=allowed path=/fine"), "{r}");
+    let (r, err) = result_of(&reqs, "n2");
+    assert!(err && r.contains("403"), "{r}");
+    let (r, err) = result_of(&reqs, "n3");
+    assert!(err && r.contains("cannot connect"), "{r}");
+    assert!(other.requests().is_empty(), "the MCP server reached a host the policy does not allow");
+    assert_eq!(allowed.requests().len(), 1);
+}
+
+#[test]
 fn a_bad_mcp_config_or_a_server_that_does_not_start_stops_the_task() {
     let fx = AgentFixture::new("mcp-bad").policy("[filesystem]\nchanges = \"direct\"\n");
     let config = fx.root.join("mcp.toml");

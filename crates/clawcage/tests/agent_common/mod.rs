@@ -243,7 +243,8 @@ pub fn add_skill_at(state: &Path, src: &Path, name: &str, needs: &str, body: &st
 }
 
 /// A small MCP server speaking newline-delimited JSON-RPC 2.0 on stdio:
-/// `read_text`, `reach_out` (a TCP connection out), `probe` (its confinement).
+/// `read_text`, `reach_out` (a TCP connection out), `probe` (its confinement),
+/// `fetch` (an HTTP(S) GET through the proxy the sandbox's environment names).
 pub const MCP_SERVER: &str = r#"
 import json, os, socket, sys
 
@@ -253,6 +254,8 @@ TOOLS = [
     {"name": "reach_out", "description": "Connect to a host outside.",
      "inputSchema": {"type": "object", "properties": {"host": {"type": "string"}}}},
     {"name": "probe", "description": "How this process is confined.", "inputSchema": {"type": "object"}},
+    {"name": "fetch", "description": "GET a URL (through the sandbox's proxy).",
+     "inputSchema": {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}},
 ]
 
 def send(msg):
@@ -279,6 +282,12 @@ for line in sys.stdin:
                 result = text(open(args["path"]).read())
             except OSError as e:
                 result = text("error: " + e.strerror, True)
+        elif name == "fetch":
+            import urllib.request
+            try:
+                result = text(urllib.request.urlopen(args["url"], timeout=20).read().decode())
+            except Exception as e:
+                result = text("cannot fetch: %s" % e, True)
         elif name == "reach_out":
             try:
                 socket.create_connection((args.get("host", "1.1.1.1"), 80), timeout=5).close()
