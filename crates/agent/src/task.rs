@@ -313,7 +313,7 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         return Err(AgentError::State(format!("audit log: {e}")));
     }
     let policy_timeout = plan.limits.timeout_ms.map(std::time::Duration::from_millis);
-    let mcp = match start_mcp(&sink, &sandbox, &mcp_config, &plan.env, &workspace, policy_timeout) {
+    let mcp = match start_mcp(&sink, &sandbox, &mcp_config, &workspace, policy_timeout) {
         Ok(m) => m,
         Err(e) => {
             sandbox.kill();
@@ -421,7 +421,6 @@ pub fn start_mcp(
     sink: &AuditSink,
     sandbox: &SandboxHandle,
     config: &BTreeMap<String, clawcage_mcp::config::Server>,
-    env: &[(String, String)],
     workspace: &std::path::Path,
     policy_timeout: Option<std::time::Duration>,
 ) -> Result<crate::mcp::McpServers, String> {
@@ -430,7 +429,7 @@ pub fn start_mcp(
             .map_err(|e| format!("audit log: {e}"))?;
     }
     let servers =
-        crate::mcp::McpServers::start(sandbox, config, env, workspace, crate::extras::mcp_timeout(policy_timeout))?;
+        crate::mcp::McpServers::start(sandbox, config, workspace, crate::extras::mcp_timeout(policy_timeout))?;
     for s in servers.servers() {
         let tools: Vec<&str> = s.tools.iter().map(|t| t.name.as_str()).collect();
         sink.append("mcp_ready", json!({ "server": s.name, "tools": tools })).map_err(|e| format!("audit log: {e}"))?;
