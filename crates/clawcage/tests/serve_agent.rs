@@ -27,6 +27,11 @@ struct Serve {
 
 impl Serve {
     fn new(tag: &str, concurrency: u32) -> Serve {
+        Serve::with(tag, concurrency, "")
+    }
+
+    /// `group_extra`: more lines of `[groups.dev]`.
+    fn with(tag: &str, concurrency: u32, group_extra: &str) -> Serve {
         let root = PathBuf::from(format!("/tmp/clawcage-serve-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let (ws, state) = (root.join("ws"), root.join("state"));
@@ -38,7 +43,7 @@ impl Serve {
             &config,
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\nconcurrency = {concurrency}\n\n\
-                 [groups.dev]\npolicy = \"policy.toml\"\nworkspace = \"ws\"\nmodel = \"anthropic:claude-sonnet-4-5\"\n"
+                 [groups.dev]\npolicy = \"policy.toml\"\nworkspace = \"ws\"\nmodel = \"anthropic:claude-sonnet-4-5\"\n{group_extra}"
             ),
         )
         .unwrap();
@@ -130,6 +135,18 @@ fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) 
     panic!("timed out waiting for {what}");
 }
 
+/// Start a task in group dev over the API and wait for its end: (id, GET /api/tasks/ID).
+fn run_task(s: &Serve, prompt: &str) -> (String, Value) {
+    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": prompt})));
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    let task = wait_until("the task to end", Duration::from_secs(90), || {
+        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
+        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
+    });
+    (id, task)
+}
+
 fn terminate(p: Proc) -> i32 {
     let mut child = p.take();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
@@ -155,13 +172,7 @@ fn a_task_runs_in_its_sandbox_and_its_changes_are_reviewed_over_the_api() {
     )
     .unwrap();
     let serve = s.spawn(&model);
-    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": "write notes"})));
-    assert_eq!(code, 201, "{body}");
-    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
-    let task = wait_until("the task to end", Duration::from_secs(60), || {
-        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
-        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
-    });
+    let (id, task) = run_task(&s, "write notes");
     assert_eq!(task["task"]["status"], "succeeded", "{task}");
     assert_eq!(task["review"], true);
     // The tool ran inside the sandbox: the file it read back is there, the host's shadow file is not.
@@ -212,6 +223,60 @@ fn a_task_runs_in_its_sandbox_and_its_changes_are_reviewed_over_the_api() {
         .output()
         .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+#[test]
+fn a_served_group_offers_its_approved_skills_and_its_mcp_servers_tools() {
+    let s = Serve::with("skills", 1, "skills = \"skills\"\nmcp = \"mcp.toml\"\n");
+    std::fs::write(s.ws.join("server.py"), agent_common::MCP_SERVER).unwrap();
+    std::fs::write(s.ws.join("notes.txt"), "group notes\n").unwrap();
+    std::fs::write(s.root.join("mcp.toml"), "[mcp.files]\ncommand = [\"python3\", \"-u\", \"server.py\"]\n").unwrap();
+    // The group's skills directory holds the skill; `skill add` approved it.
+    let script = "cat /skills/greet/SKILL.md >/dev/null && echo hello-from-greet\n\
+                  echo x > notes.txt 2>/dev/null || echo workspace-not-declared\n";
+    agent_common::add_skill_at(
+        &s.state,
+        &s.root.join("skills/greet"),
+        "greet",
+        "  tools: [mcp__files__read_text]\n",
+        "greet body",
+        script,
+    );
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool("t1", "load_skill", json!({"name": "greet"}))]),
+            steps(vec![tool("t2", "run_skill", json!({"skill": "greet", "command": ["scripts/go.sh"]}))]),
+            steps(vec![tool("t3", "mcp__files__read_text", json!({"path": "notes.txt"}))]),
+            steps(vec![tool("t4", "bash", json!({"command": "echo hi"}))]),
+            steps(vec![text("done")]),
+        ],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let (id, task) = run_task(&s, "greet");
+    assert_eq!(task["task"]["status"], "succeeded", "{task}");
+    let sent = model.requests();
+    let system = sent[0].body["system"].as_str().unwrap();
+    assert!(system.contains("- greet: Test skill greet."), "{system}");
+    let results = |i: usize| agent_common::tool_results(&sent[i].body).last().cloned().unwrap();
+    let (_, loaded, err) = results(1);
+    assert!(!err && loaded.contains("greet body"), "{loaded}");
+    let (_, ran, err) = results(2);
+    assert!(!err && ran.contains("hello-from-greet") && ran.contains("workspace-not-declared"), "{ran}");
+    let (_, read, err) = results(3);
+    assert!(!err && read.contains("group notes"), "{read}");
+    let (_, refused, err) = results(4);
+    assert!(err && refused.contains("does not declare the tool \"bash\""), "{refused}");
+    assert_eq!(terminate(serve), 0);
+    let kinds: Vec<String> = audit(&s.state)
+        .iter()
+        .filter(|r| r["task"] == id.as_str())
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect();
+    for k in ["skills_offered", "skill_run", "mcp_start", "mcp_call", "tool_denied", "sandbox_stop"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} record in {kinds:?}");
+    }
 }
 
 /// Children of `pid` now (the sandbox helpers of a serve process).

@@ -173,14 +173,7 @@ impl Ctx {
             return Err(format!("audit log: {e}"));
         }
         let policy_timeout = plan.limits.timeout_ms.map(Duration::from_millis);
-        let mcp = match clawcage_agent::task::start_mcp(
-            &sink,
-            &sandbox,
-            &group.mcp,
-            &plan.env,
-            &group.workspace,
-            policy_timeout,
-        ) {
+        let mcp = match clawcage_agent::task::start_mcp(&sink, &sandbox, &group.mcp, &group.workspace, policy_timeout) {
             Ok(m) => m,
             Err(e) => {
                 sandbox.kill();
