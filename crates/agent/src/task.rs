@@ -3,6 +3,7 @@
 //! and the final status. The CLI only parses arguments and calls [`run`].
 
 use crate::audit::AuditSink;
+use crate::config::ModelConfig;
 use crate::conversation::{Block, Turn};
 use crate::gate::ToolGate;
 use crate::prompt::system_prompt;
@@ -55,6 +56,8 @@ pub struct AgentOptions {
     pub gate: Option<Arc<dyn ToolGate>>,
     /// Retry policy override (tests shorten it).
     pub retry: Option<RetryPolicy>,
+    /// The model config file, if there is one (under `env` and `model`).
+    pub config: Option<ModelConfig>,
     /// `[mcp.NAME]` servers to start inside the sandbox (`--mcp FILE`).
     pub mcp: Option<PathBuf>,
 }
@@ -140,10 +143,11 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         .model
         .clone()
         .or_else(|| resumed.as_ref().and_then(|t| t.model.clone()))
-        .or_else(|| opts.env.get("CLAWCAGE_MODEL").cloned())
-        .ok_or_else(|| AgentError::Input("--model is required (e.g. anthropic:claude-sonnet-4-5, openai:gpt-4o, ollama:llama3), or set CLAWCAGE_MODEL".into()))?;
+        .or_else(|| opts.env.get("CLAWCAGE_MODEL").filter(|m| !m.is_empty()).cloned())
+        .or_else(|| opts.config.as_ref().and_then(|c| c.model.as_ref()).map(|m| m.value.clone()))
+        .ok_or_else(|| AgentError::Input("--model is required (e.g. anthropic:claude-sonnet-4-5, openai:gpt-4o, ollama:llama3), or set CLAWCAGE_MODEL, or model in the config file".into()))?;
     let env = opts.env.clone();
-    let mut cfg = ProviderConfig::from_spec(&model, &move |k| env.get(k).cloned())
+    let mut cfg = ProviderConfig::resolve(&model, opts.config.as_ref(), &move |k| env.get(k).cloned())
         .map_err(|e| AgentError::Input(e.to_string()))?;
     if let Some(r) = &opts.retry {
         cfg.retry = r.clone();
