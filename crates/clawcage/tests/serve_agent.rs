@@ -27,6 +27,11 @@ struct Serve {
 
 impl Serve {
     fn new(tag: &str, concurrency: u32) -> Serve {
+        Serve::with(tag, concurrency, "", "")
+    }
+
+    /// A config with `group` added to `[groups.dev]` and `extra` at the end.
+    fn with(tag: &str, concurrency: u32, group: &str, extra: &str) -> Serve {
         let root = PathBuf::from(format!("/tmp/clawcage-serve-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let (ws, state) = (root.join("ws"), root.join("state"));
@@ -38,7 +43,8 @@ impl Serve {
             &config,
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\nconcurrency = {concurrency}\n\n\
-                 [groups.dev]\npolicy = \"policy.toml\"\nworkspace = \"ws\"\nmodel = \"anthropic:claude-sonnet-4-5\"\n"
+                 [groups.dev]\npolicy = \"policy.toml\"\nworkspace = \"ws\"\nmodel = \"anthropic:claude-sonnet-4-5\"\n\
+                 {group}\n{extra}"
             ),
         )
         .unwrap();
@@ -298,4 +304,122 @@ fn load_200_tasks_with_a_kill_9_and_a_restart_lose_nothing_and_run_nothing_twice
         .output()
         .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+/// A fake Slack Web API on 127.0.0.1: answers every request `{"ok": true}`
+/// and keeps the JSON bodies (chat.postMessage calls) it was sent.
+fn fake_slack_web_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let posted: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = std::sync::Arc::default();
+    let p = std::sync::Arc::clone(&posted);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_ok() {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    p.lock().unwrap().push(v);
+                }
+            }
+            let answer = r#"{"ok":true,"ts":"2.0"}"#;
+            let mut w = conn;
+            let _ = write!(
+                w,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, posted)
+}
+
+/// POST a Slack event to the server, signed with `secret` (v0), with extra headers.
+fn slack_event(url: &str, secret: &str, event: &Value, headers: &[&str]) -> u16 {
+    use hmac::{Hmac, Mac};
+    let body = event.to_string();
+    let ts = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let sig = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json"])
+        .args(["-H", &format!("X-Slack-Request-Timestamp: {ts}"), "-H", &format!("X-Slack-Signature: {sig}")]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg("--data-binary").arg(&body).arg(format!("{url}/channels/slack/events")).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+fn slack_message(event_id: &str, text: &str, ts: &str) -> Value {
+    json!({"type": "event_callback", "team_id": "T1", "event_id": event_id, "event_time": 0,
+           "event": {"type": "message", "user": "U1", "text": text, "channel": "C1", "ts": ts}})
+}
+
+#[test]
+fn a_slack_event_retried_after_a_kill_9_and_restart_runs_once() {
+    const SECRET: &str = "slack-signing-secret-e2e";
+    let (api, posted) = fake_slack_web_api();
+    let extra = format!(
+        "[roles.dev]\nmembers = [\"slack:U1\"]\nstart = [\"dev\"]\n\n\
+         [channels.slack]\nbot_token = \"file:bot\"\nsigning_secret = \"file:secret\"\ngroup = \"dev\"\napi_base = \"{api}\"\n"
+    );
+    let s = Serve::with("slack", 2, "", &extra);
+    std::fs::write(s.root.join("bot"), "xoxb-e2e").unwrap();
+    std::fs::write(s.root.join("secret"), SECRET).unwrap();
+    let model = FakeServer::start_with(FakeWire::Anthropic, vec![], Some(steps(vec![text("done")]))).unwrap();
+    let in_thread =
+        |ts: &str| -> Vec<Value> { posted.lock().unwrap().iter().filter(|m| m["thread_ts"] == ts).cloned().collect() };
+
+    let serve = s.spawn(&model);
+    let ev = slack_message("EvK1", "tidy the logs", "1700000001.000100");
+    assert_eq!(slack_event(&s.url, SECRET, &ev, &[]), 200);
+    wait_until("the answer", Duration::from_secs(60), || {
+        in_thread("1700000001.000100").iter().any(|m| m["text"] == "done").then_some(())
+    });
+    // A crash, not a shutdown: nothing gets to be tidied up.
+    let mut child = serve.take();
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let serve = s.spawn(&model);
+    for n in ["1", "2"] {
+        let code = slack_event(
+            &s.url,
+            SECRET,
+            &ev,
+            &[&format!("X-Slack-Retry-Num: {n}"), "X-Slack-Retry-Reason: http_timeout"],
+        );
+        assert_eq!(code, 200, "a retry must be acknowledged, or Slack retries again");
+    }
+    let fresh = slack_message("EvK2", "and the docs", "1700000002.000100");
+    assert_eq!(slack_event(&s.url, SECRET, &fresh, &[]), 200);
+    wait_until("the second answer", Duration::from_secs(60), || {
+        in_thread("1700000002.000100").iter().any(|m| m["text"] == "done").then_some(())
+    });
+    assert_eq!(terminate(serve), 0);
+    assert_eq!(
+        in_thread("1700000001.000100").len(),
+        2,
+        "the retried event was answered again: {:?}",
+        posted.lock().unwrap()
+    );
+    assert_eq!(model.requests().len(), 2, "a retried event ran a second task");
+    let queued = audit(&s.state).iter().filter(|r| r["kind"] == "task_queued").count();
+    assert_eq!(queued, 2);
 }
