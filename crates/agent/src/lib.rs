@@ -6,6 +6,7 @@
 //! - [`tools`]: the tools, as commands run inside the sandbox.
 //! - [`runner`]: the loop of one task; [`task`]: one `clawcage agent` run.
 //! - [`gate`]: the approvals hook before each tool call.
+//! - [`host_tools`]: tools the runner of a task provides on the host (the server's schedule and memory).
 //! - [`helper`]: the sandbox helper's server loop (`clawcage __sandbox-helper`).
 //! - [`audit`]: the core's events as audit records.
 
@@ -13,6 +14,7 @@ pub mod audit;
 pub mod conversation;
 pub mod gate;
 pub mod helper;
+pub mod host_tools;
 pub mod prompt;
 pub mod provider;
 pub mod runner;
