@@ -423,3 +423,166 @@ fn a_slack_event_retried_after_a_kill_9_and_restart_runs_once() {
     let queued = audit(&s.state).iter().filter(|r| r["kind"] == "task_queued").count();
     assert_eq!(queued, 2);
 }
+
+/// Queue a task over the API and wait for it to end; its `GET /api/tasks/ID`.
+fn run_task(s: &Serve, prompt: &str) -> Value {
+    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": prompt})));
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    wait_until("the task to end", Duration::from_secs(60), || {
+        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
+        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
+    })
+}
+
+fn tool_names(r: &Recorded) -> Vec<String> {
+    r.body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn an_agent_schedules_through_its_tool_when_its_group_allows_it() {
+    let s = Serve::with("sched-tool", 2, "agent_schedules = 3\n", "");
+    // The operator's own schedule (through the CLI), which the agent may not remove.
+    let out = Command::new(env!("CARGO_BIN_EXE_clawcage"))
+        .args(["schedule", "add", "--config"])
+        .arg(&s.config)
+        .args(["--group", "dev", "--cron", "0 0 1 1 *", "ops"])
+        .env("CLAWCAGE_HOME", &s.state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let operator = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string();
+    let soon = clawcage_store::time::rfc3339_secs(clawcage_store::time::now_ms() + 2000);
+    let model = FakeServer::start_with(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool(
+                "s1",
+                "schedule",
+                json!({"action": "add", "prompt": "daily report", "cron": "0 9 * * *"}),
+            )]),
+            steps(vec![tool("s2", "schedule", json!({"action": "add", "prompt": "one-shot check", "at": soon}))]),
+            steps(vec![tool("s3", "schedule", json!({"action": "add", "prompt": "spam", "cron": "* * * * * *"}))]),
+            steps(vec![tool("s4", "schedule", json!({"action": "remove", "id": operator}))]),
+            steps(vec![tool("s5", "schedule", json!({"action": "list"}))]),
+            steps(vec![text("scheduled")]),
+        ],
+        Some(steps(vec![text("done")])),
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+
+    let task = run_task(&s, "set up the reports");
+    assert_eq!(task["task"]["status"], "succeeded", "{task}");
+    let id = task["task"]["id"].as_str().unwrap().to_string();
+    let sent = model.requests();
+    assert!(tool_names(&sent[0]).contains(&"schedule".to_string()), "{:?}", tool_names(&sent[0]));
+    let result = |n: usize| sent[n].body["messages"].as_array().unwrap().last().unwrap().to_string();
+    assert!(result(1).contains("created"), "{}", result(1));
+    assert!(result(2).contains("created"), "{}", result(2));
+    assert!(result(3).contains("more often than once a minute") && result(3).contains("is_error"), "{}", result(3));
+    assert!(result(4).contains("may not remove it"), "{}", result(4));
+    assert!(result(5).contains("2 of at most 3") && result(5).contains("daily report"), "{}", result(5));
+    assert!(!result(5).contains("\\\"ops\\\""), "the operator's schedule was listed to the agent: {}", result(5));
+
+    let all = json_of(&s.url, "/api/schedules");
+    let by_agent: Vec<&Value> = all.as_array().unwrap().iter().filter(|x| x["by"] == "agent").collect();
+    assert_eq!(by_agent.len(), 2, "{all}");
+    assert!(by_agent.iter().all(|x| x["group"] == "dev"));
+    assert_eq!(all.as_array().unwrap().len(), 3, "the operator's schedule was removed: {all}");
+    // The one-shot fires: a task of the group with its prompt runs.
+    wait_until("the one-shot's task", Duration::from_secs(60), || {
+        let tasks = json_of(&s.url, "/api/tasks?status=succeeded&limit=100");
+        tasks.as_array().unwrap().iter().any(|t| t["title"] == "one-shot check").then_some(())
+    });
+    assert_eq!(terminate(serve), 0);
+    let records = audit(&s.state);
+    let created: Vec<&Value> =
+        records.iter().filter(|r| r["kind"] == "schedule_created" && r["task"] == id.as_str()).collect();
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert!(created.iter().all(|r| r["data"]["by"] == "agent" && r["data"]["group"] == "dev"), "{created:?}");
+}
+
+#[test]
+fn an_agent_of_a_group_without_agent_schedules_cannot_schedule() {
+    let s = Serve::new("sched-none", 2);
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool(
+                "s1",
+                "schedule",
+                json!({"action": "add", "prompt": "every minute", "cron": "* * * * *"}),
+            )]),
+            steps(vec![text("could not")]),
+        ],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let task = run_task(&s, "schedule yourself");
+    assert_eq!(task["task"]["status"], "succeeded", "{task}");
+    let sent = model.requests();
+    assert!(
+        !tool_names(&sent[0]).contains(&"schedule".to_string()),
+        "the tool was offered: {:?}",
+        tool_names(&sent[0])
+    );
+    let result = sent[1].body["messages"].as_array().unwrap().last().unwrap().to_string();
+    assert!(
+        result.contains("not allowed") && result.contains("agent_schedules") && result.contains("is_error"),
+        "{result}"
+    );
+    assert_eq!(json_of(&s.url, "/api/schedules"), json!([]));
+    assert_eq!(terminate(serve), 0);
+    let records = audit(&s.state);
+    assert!(records.iter().any(|r| r["kind"] == "tool_refused" && r["data"]["tool"] == "schedule"));
+    assert!(!records.iter().any(|r| r["kind"] == "schedule_created"));
+}
+
+#[test]
+fn the_group_memory_is_read_into_the_prompt_and_updated_by_the_agent() {
+    let s = Serve::with("memory", 1, "memory = \"MEMORY.md\"\n", "");
+    let memory = s.root.join("MEMORY.md");
+    std::fs::write(&memory, "the tests need python3\n").unwrap();
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool("m1", "memory", json!({"action": "append", "text": "the build uses make"}))]),
+            steps(vec![tool("m2", "memory", json!({"action": "replace", "text": "x".repeat(70_000)}))]),
+            // The sandbox cannot reach the memory file: it is outside the workspace.
+            steps(vec![tool(
+                "m3",
+                "bash",
+                json!({"command": format!("echo hacked >> {}; echo rc=$?", memory.display())}),
+            )]),
+            steps(vec![text("noted")]),
+            steps(vec![text("I remember")]),
+        ],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let first = run_task(&s, "learn");
+    assert_eq!(first["task"]["status"], "succeeded", "{first}");
+    let sent = model.requests();
+    assert!(sent[0].body["system"].to_string().contains("the tests need python3"), "{}", sent[0].body["system"]);
+    assert!(tool_names(&sent[0]).contains(&"memory".to_string()));
+    let result = |n: usize| sent[n].body["messages"].as_array().unwrap().last().unwrap().to_string();
+    assert!(result(1).contains("memory updated"), "{}", result(1));
+    assert!(result(2).contains("more than the 65536 allowed") && result(2).contains("is_error"), "{}", result(2));
+    // Whatever the sandbox wrote to that path (its private /tmp), the host's file is the tool's alone.
+    assert!(result(3).contains("rc="), "{}", result(3));
+    let text = std::fs::read_to_string(&memory).unwrap();
+    assert_eq!(text, "the tests need python3\nthe build uses make");
+
+    // A later task of the group sees it.
+    let second = run_task(&s, "what do you know?");
+    assert_eq!(second["task"]["status"], "succeeded", "{second}");
+    let last = model.requests().last().unwrap().body["system"].to_string();
+    assert!(last.contains("the build uses make"), "{last}");
+    assert_eq!(terminate(serve), 0);
+    let records = audit(&s.state);
+    let updates: Vec<&Value> = records.iter().filter(|r| r["kind"] == "memory_updated").collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0]["data"]["sha256"], clawcage_store::sha256_hex(text.as_bytes()));
+    assert_eq!(updates[0]["task"], first["task"]["id"]);
+}

@@ -10,8 +10,9 @@
 //! policy = "policies/dev.toml"   # relative paths are relative to this file
 //! workspace = "/srv/dev"
 //! model = "anthropic:claude-sonnet-4-5"
-//! memory = "memory/dev.md"       # the agent reads it and may update it
+//! memory = "memory/dev.md"       # the agent reads it and may update it (`memory` tool)
 //! skills = "skills/dev"
+//! agent_schedules = 5            # the agent may keep up to 5 schedules here (`schedule` tool)
 //!
 //! [roles.maintainer]
 //! members = ["telegram:1234", "slack:U0123", "discord:5678"]
@@ -42,6 +43,8 @@ const MAX_FILE_BYTES: u64 = 1024 * 1024;
 const MIN_TOKEN_LEN: usize = 16;
 /// Most tasks that may run at once.
 const MAX_CONCURRENCY: u32 = 256;
+/// Most schedules a group's agent may keep (`agent_schedules`).
+pub const MAX_AGENT_SCHEDULES: u32 = 100;
 /// The chat channels a role member may name.
 pub const CHANNELS: &[&str] = &["telegram", "slack", "discord"];
 
@@ -142,6 +145,10 @@ pub struct Group {
     pub memory: Option<PathBuf>,
     /// The skills directory.
     pub skills: Option<PathBuf>,
+    /// `agent_schedules`: how many schedules the group's agent may keep
+    /// through its `schedule` tool (`None`: the tool is not offered and a
+    /// call to it is refused).
+    pub agent_schedules: Option<u32>,
 }
 
 /// Which groups a permission covers.
@@ -288,6 +295,7 @@ struct RawGroup {
     model: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
     skills: Option<Spanned<String>>,
+    agent_schedules: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -568,7 +576,20 @@ impl Cx<'_> {
                 Some(p)
             }
         };
-        Ok(Group { name: name.to_string(), policy_file, policy, workspace, model, memory, skills })
+        let agent_schedules = match &g.agent_schedules {
+            None => None,
+            Some(n) => match u32::try_from(*n.get_ref()) {
+                Ok(v) if (1..=MAX_AGENT_SCHEDULES).contains(&v) => Some(v),
+                _ => {
+                    let msg = format!(
+                        "{} is not a number of schedules from 1 to {MAX_AGENT_SCHEDULES} (leave it out: the agent may not schedule)",
+                        n.get_ref()
+                    );
+                    return Err(self.at(n, &field("agent_schedules"), msg));
+                }
+            },
+        };
+        Ok(Group { name: name.to_string(), policy_file, policy, workspace, model, memory, skills, agent_schedules })
     }
 
     fn role(&self, name: &str, r: &RawRole, groups: &BTreeMap<String, Group>) -> Result<RoleConfig, ConfigError> {

@@ -173,3 +173,21 @@ fn syntax_errors_have_a_line() {
     let (_, _, field, msg) = invalid(&t, "[groups.dev]\npolicy = \"dev.toml\"\nworkspace = \"ws\"\n");
     assert!(msg.contains("missing field `server`"), "{field}: {msg}");
 }
+
+#[test]
+fn agent_schedules_is_a_small_positive_number_or_absent() {
+    let t = Tmp::new("agent-schedules");
+    assert_eq!(parse_in(&t, GOOD).unwrap().groups["dev"].agent_schedules, None);
+    let with = |v: &str| {
+        GOOD.replace("memory = \"ws/MEMORY.md\"", &format!("memory = \"ws/MEMORY.md\"\nagent_schedules = {v}"))
+    };
+    assert_eq!(parse_in(&t, &with("5")).unwrap().groups["dev"].agent_schedules, Some(5));
+    for bad in ["0", "-1", "101", "99999999999"] {
+        let (line, col, field, msg) = invalid(&t, &with(bad));
+        assert_eq!((line, col, field.as_str()), (12, 19, "groups.dev.agent_schedules"), "{bad}: {msg}");
+        assert!(msg.contains("from 1 to 100"), "{bad}: {msg}");
+    }
+    let (line, _, field, msg) = invalid(&t, &with("true"));
+    assert_eq!((line, field.as_str()), (12, "groups.dev.agent_schedules"), "{msg}");
+    assert!(msg.contains("invalid type"), "{msg}");
+}

@@ -10,6 +10,7 @@
 //! - [`api`]: the HTTP API (bearer token), `/metrics`, `/openapi.json`.
 
 pub mod agent_runner;
+pub mod agent_tools;
 pub mod api;
 pub mod channels;
 pub mod config;
