@@ -10,7 +10,7 @@
 //! policy = "policies/dev.toml"   # relative paths are relative to this file
 //! workspace = "/srv/dev"
 //! model = "anthropic:claude-sonnet-4-5"
-//! memory = "memory/dev.md"       # the agent reads it and may update it (`memory` tool)
+//! memory = "memory/dev.md"       # the agent reads it and may update it (`memory` tool); not in the workspace
 //! skills = "skills/dev"
 //! agent_schedules = 5            # the agent may keep up to 5 schedules here (`schedule` tool)
 //!
@@ -561,6 +561,17 @@ impl Cx<'_> {
                 let p = self.path(m);
                 if !p.parent().is_some_and(Path::is_dir) || p.is_dir() {
                     let msg = format!("{} is not a file in an existing directory", p.display());
+                    return Err(self.at(m, &field("memory"), msg));
+                }
+                // The memory tool writes it directly: inside the workspace
+                // that would be a change that skips review.
+                let dir = p.parent().and_then(|d| std::fs::canonicalize(d).ok());
+                if dir.is_some_and(|d| d.starts_with(&workspace)) {
+                    let msg = format!(
+                        "{} is inside the workspace {}: the agent's memory writes would skip review; put it outside",
+                        p.display(),
+                        workspace.display()
+                    );
                     return Err(self.at(m, &field("memory"), msg));
                 }
                 Some(p)

@@ -35,7 +35,7 @@ concurrency = 3
 policy = "dev.toml"
 workspace = "ws"
 model = "anthropic:claude-sonnet-4-5"
-memory = "ws/MEMORY.md"
+memory = "MEMORY.md"
 
 [roles.maintainer]
 members = ["telegram:42", "slack:U1"]
@@ -121,6 +121,7 @@ fn bad_values_name_their_field() {
         ("token = \"0123456789abcdef0123\"", "token = \"short\"", 4, "server.token", "at least 16"),
         ("workspace = \"ws\"", "workspace = \"nope\"", 9, "groups.dev.workspace", "not a directory"),
         ("model = \"anthropic:claude-sonnet-4-5\"", "model = \"claude\"", 10, "groups.dev.model", "provider:name"),
+        ("\"MEMORY.md\"", "\"ws/MEMORY.md\"", 11, "groups.dev.memory", "inside the workspace"),
         ("\"telegram:42\"", "\"irc:42\"", 14, "roles.maintainer.members", "channel:sender-id"),
         ("start = [\"dev\"]", "start = [\"ops\"]", 15, "roles.maintainer.start", "no group \"ops\""),
         ("group = \"dev\"", "group = \"ops\"", 23, "channels.telegram.group", "no group"),
@@ -178,9 +179,8 @@ fn syntax_errors_have_a_line() {
 fn agent_schedules_is_a_small_positive_number_or_absent() {
     let t = Tmp::new("agent-schedules");
     assert_eq!(parse_in(&t, GOOD).unwrap().groups["dev"].agent_schedules, None);
-    let with = |v: &str| {
-        GOOD.replace("memory = \"ws/MEMORY.md\"", &format!("memory = \"ws/MEMORY.md\"\nagent_schedules = {v}"))
-    };
+    let with =
+        |v: &str| GOOD.replace("memory = \"MEMORY.md\"", &format!("memory = \"MEMORY.md\"\nagent_schedules = {v}"));
     assert_eq!(parse_in(&t, &with("5")).unwrap().groups["dev"].agent_schedules, Some(5));
     for bad in ["0", "-1", "101", "99999999999"] {
         let (line, col, field, msg) = invalid(&t, &with(bad));
