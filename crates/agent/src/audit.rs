@@ -31,6 +31,17 @@ impl AuditSink {
     pub fn append(&self, kind: &str, data: Value) -> Result<(), SinkError> {
         self.log.append(self.task.as_deref(), kind, data).map(|_| ()).map_err(|e| SinkError(e.to_string()))
     }
+
+    /// Record `event`, which describes an effect that has *already
+    /// happened* (a sandbox set up, a command ended): written at once, made
+    /// durable with the next [`record`](EventSink::record) or when the log
+    /// is flushed or dropped (group commit, see
+    /// [`AuditLog::append_after`]). Never for an event that must be on disk
+    /// before its effect.
+    pub fn record_after(&self, event: &Event) -> Result<(), SinkError> {
+        let (kind, data) = event_record(event)?;
+        self.log.append_after(self.task.as_deref(), &kind, data).map(|_| ()).map_err(|e| SinkError(e.to_string()))
+    }
 }
 
 /// An event as an audit record's `(kind, data)`: its serde form, with the

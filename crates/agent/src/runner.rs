@@ -617,8 +617,9 @@ impl Session<'_> {
             }
         };
         let c = result.map_err(|e| ExecFail::Fatal(e.to_string()))?;
+        // After the effect: durable with the next record (group commit).
         self.sink
-            .record(&Event::ExecEnd {
+            .record_after(&Event::ExecEnd {
                 sandbox: self.task.clone(),
                 exec,
                 outcome: outcome_name(&c.outcome).into(),

@@ -150,6 +150,9 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
     let provider = Provider::new(cfg).map_err(|e| AgentError::Input(e.to_string()))?;
 
     let Planned { plan, policy_hash, system } = plan_task(&opts.policy, &workspace, &opts.host_home, &opts.env);
+    if let (Some(t), true) = (&resumed, plan.direct_changes) {
+        held_changes_block_direct(&paths, &t.id)?;
+    }
 
     // The task row and the conversation so far.
     let (task, mut turns) = match &resumed {
@@ -446,6 +449,25 @@ fn hold(
     let mut held = clawcage_review::ReviewDir::create(&dir, workspace, protect).map_err(|e| e.to_string())?;
     held.set_write_approvals(&policy.approvals).map_err(|e| e.to_string())?;
     Ok(held)
+}
+
+/// A task resumed with direct changes must not hold reviewed ones: the
+/// sandbox would not see them, and applying them later would clash.
+fn held_changes_block_direct(paths: &StatePaths, task: &str) -> Result<(), AgentError> {
+    let dir = clawcage_review::task_dir(&paths.dir, task).map_err(|e| AgentError::State(e.to_string()))?;
+    if !dir.join("review.json").exists() {
+        return Ok(());
+    }
+    let held = clawcage_review::ReviewDir::open(&dir).map_err(|e| AgentError::State(format!("review: {e}")))?;
+    let changes = held.changes().map_err(|e| AgentError::State(format!("review: {e}")))?;
+    if changes.is_empty() {
+        return Ok(());
+    }
+    Err(AgentError::Input(format!(
+        "--resume {task}: the task holds reviewed changes ({}); resume it with --changes review, \
+         or `clawcage apply {task}` / `clawcage discard {task}` first",
+        clawcage_review::diff::summary(&changes)
+    )))
 }
 
 /// Record the held changes and tell the person how to review them.

@@ -18,10 +18,12 @@ pub fn agent(
     model: Option<String>,
     limits: Limits,
     resume: Option<String>,
+    changes: Option<&str>,
     prompt: String,
 ) -> Result<ExitCode> {
     let policy_file = policy.map(Path::to_path_buf);
-    let policy = crate::load_policy(policy)?;
+    let mut policy = crate::load_policy(policy)?;
+    crate::set_changes(&mut policy, changes)?;
     let program = std::env::current_exe().context("path of the clawcage binary")?;
     let opts = AgentOptions {
         policy,

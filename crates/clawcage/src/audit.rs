@@ -32,8 +32,12 @@ pub fn policy_hash(policy: &Policy) -> String {
 
 /// What `clawcage run` records: a task row (kind `run`), one tool call for
 /// the command, and the audit records sandbox_start, exec (before the
-/// command starts), exec_end and sandbox_stop. Every method that appends
-/// fails when the record cannot be made durable; `run` then refuses.
+/// command starts), exec_end and sandbox_stop. sandbox_start and exec_end
+/// describe what has already happened: they are after-records
+/// ([`AuditLog::append_after`]), made durable together with the next
+/// record (exec, sandbox_stop), so a run costs two syncs of the log, not
+/// four. Every method that appends fails when the record cannot be
+/// written; `run` then refuses.
 pub struct RunRecord {
     sink: AuditSink,
     store: Store,
@@ -94,10 +98,15 @@ impl RunRecord {
         self.sink.record(&event).context("audit log")
     }
 
+    fn record_after(&self, event: Event) -> Result<()> {
+        self.sink.record_after(&event).context("audit log")
+    }
+
     /// The sandbox is set up (nothing runs in it yet): record it with the
-    /// policy's hash and how limits are enforced (known only now).
+    /// policy's hash and how limits are enforced (known only now). An
+    /// after-record: durable with the next one, before anything runs.
     pub fn sandbox_started(&self, limits: &str) -> Result<()> {
-        self.record(Event::SandboxStart {
+        self.record_after(Event::SandboxStart {
             sandbox: self.sandbox(),
             policy_hash: self.policy_hash.clone(),
             backend: "ns".into(),
@@ -123,7 +132,7 @@ impl RunRecord {
         let (seq, started) = self.call.take().context("exec_end without exec")?;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let status = outcome.exit_code();
-        self.record(Event::ExecEnd {
+        self.record_after(Event::ExecEnd {
             sandbox: self.sandbox(),
             exec: 1,
             outcome: outcome_name(outcome).into(),
@@ -145,7 +154,7 @@ impl RunRecord {
         Ok(())
     }
 
-    /// Every process of the sandbox is gone.
+    /// Every process of the sandbox is gone. Durable (with exec_end) on return.
     pub fn sandbox_stopped(&self) -> Result<()> {
         self.record(Event::SandboxStop { sandbox: self.sandbox() })
     }

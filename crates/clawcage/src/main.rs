@@ -82,6 +82,11 @@ enum Cmd {
         /// Continue this task (same conversation, same workspace).
         #[arg(long, value_name = "TASK")]
         resume: Option<String>,
+        /// How file changes reach the workspace: `review` holds them for
+        /// `clawcage diff/apply/discard TASK`, `direct` writes straight
+        /// through (default: the policy's `[filesystem] changes`, else review).
+        #[arg(long, value_name = "review|direct")]
+        changes: Option<String>,
         /// What to do.
         prompt: String,
     },
@@ -246,7 +251,18 @@ enum PolicyCmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Bad arguments are bad input like any other: exit 125 (clap's own
+    // status is 2); `--help` and `--version` print to stdout and exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.exit_code() {
+                0 => ExitCode::SUCCESS,
+                _ => ExitCode::from(EXIT_SETUP),
+            };
+        }
+    };
     let result = match cli.cmd {
         Cmd::Run { policy, workspace, env, tty, log_network, changes, command } => {
             run(policy.as_deref(), workspace, &env, RunFlags { tty, log_network }, changes.as_deref(), command)
@@ -254,13 +270,13 @@ fn main() -> ExitCode {
         Cmd::Diff { task } => review_cmd::diff(&task),
         Cmd::Apply { task } => review_cmd::apply(&task),
         Cmd::Discard { task } => review_cmd::discard(&task),
-        Cmd::Agent { policy, workspace, model, max_turns, max_tokens, max_seconds, resume, prompt } => {
+        Cmd::Agent { policy, workspace, model, max_turns, max_tokens, max_seconds, resume, changes, prompt } => {
             let limits = clawcage_agent::runner::Limits {
                 max_turns,
                 max_tokens,
                 wall: std::time::Duration::from_secs(max_seconds),
             };
-            agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, prompt)
+            agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, changes.as_deref(), prompt)
         }
         Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),
         Cmd::Doctor => doctor(),
@@ -290,6 +306,18 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_SETUP)
         }
     }
+}
+
+/// `--changes review|direct` (of `run` and `agent`) over the policy's
+/// `[filesystem] changes`; `None` keeps the policy's.
+pub(crate) fn set_changes(policy: &mut Policy, changes: Option<&str>) -> Result<()> {
+    match changes {
+        Some("review") => policy.filesystem.changes = Some(Changes::Review),
+        Some("direct") => policy.filesystem.changes = Some(Changes::Direct),
+        Some(other) => anyhow::bail!("--changes {other:?}: expected \"review\" or \"direct\""),
+        None => {}
+    }
+    Ok(())
 }
 
 pub(crate) fn load_policy(path: Option<&Path>) -> Result<Policy> {
@@ -361,12 +389,7 @@ fn run_policy(
 ) -> Result<ExitCode> {
     let tty = flags.tty;
     let command = extra.command;
-    match changes {
-        Some("review") => policy.filesystem.changes = Some(Changes::Review),
-        Some("direct") => policy.filesystem.changes = Some(Changes::Direct),
-        Some(other) => anyhow::bail!("--changes {other:?}: expected \"review\" or \"direct\""),
-        None => {}
-    }
+    set_changes(&mut policy, changes)?;
     let extra_env = env
         .iter()
         .map(|kv| match kv.split_once('=') {

@@ -105,6 +105,7 @@ fn fix_the_test(wire: FakeWire, review: bool) {
         FakeWire::OpenAi => reqs[0].body["messages"][0]["content"].as_str().unwrap().to_string(),
     };
     assert!(system.contains("Network: none"), "{system}");
+    assert!(system.contains("Approvals: none: nothing waits for a person"), "{system}");
     assert!(system.contains(&fx.ws.canonicalize().unwrap().display().to_string()), "{system}");
 
     // The store kept the task, its conversation, every call and the usage.

@@ -182,7 +182,7 @@ fn server_placeholder() -> &'static str {
 #[test]
 fn an_approval_rule_holds_a_matching_call_and_no_answer_denies_it() {
     let fx = AgentFixture::new("approve")
-        .policy("[filesystem]\nchanges = \"direct\"\n[approvals]\ncommands = [\"rm *\"]\ntimeout = \"5s\"\n");
+        .policy("[filesystem]\nchanges = \"direct\"\n[approvals]\ncommands = [\"rm *\"]\nwrites = [\"deploy/**\"]\ntimeout = \"5s\"\n");
     fx.write("build/out.o", "x");
     let server = FakeServer::start(
         FakeWire::Anthropic,
@@ -210,6 +210,13 @@ fn an_approval_rule_holds_a_matching_call_and_no_answer_denies_it() {
         std::time::Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // The model was told beforehand what waits for a person.
+    let system = server.requests()[0].body["system"].as_str().unwrap().to_string();
+    let line = system.lines().find(|l| l.starts_with("- Approvals:")).unwrap_or_else(|| panic!("{system}"));
+    assert!(line.contains("commands matching rm *"), "{line}");
+    assert!(line.contains("file-tool writes to paths matching deploy/**"), "{line}");
+    assert!(line.contains("denied after 5 s"), "{line}");
+    assert!(!line.contains("network list"), "network approvals are off: {line}");
     let r = tool_results(&server.requests()[1].body);
     assert!(r[0].2 && r[0].1.contains("denied by the approver"), "{r:?}");
     assert!(!r[1].2 && r[1].1.contains("fine"), "{r:?}");

@@ -443,3 +443,66 @@ fn a_placeholder_in_a_request_body_is_replaced_toward_its_host_and_blocked_elsew
     assert_eq!(blocked, 2, "{log}");
     assert!(!log.contains(&real));
 }
+
+#[test]
+fn tunnels_held_open_from_inside_the_sandbox_cannot_exceed_max_connections() {
+    let ws = TempDir::new("egress-maxconn");
+    let web = Origin::start(OriginOpts::http("web"));
+    let policy = format!(
+        "[network]\nallow = [\"web.test:{p}\"]\nallow_ips = [\"127.0.0.1\"]\nmax_connections = 3\n\
+         [network.hosts]\n\"web.test\" = \"127.0.0.1\"\n",
+        p = web.port
+    );
+    // Open tunnels one by one and keep every one of them, then use the
+    // first, then close one and open another.
+    let py = format!(
+        r#"
+import os, socket, urllib.parse
+proxy = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+def tunnel():
+    s = socket.create_connection((proxy.hostname, proxy.port), timeout=10)
+    s.sendall(b"CONNECT web.test:{p} HTTP/1.1\r\nHost: web.test:{p}\r\n\r\n")
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        b = s.recv(1)
+        if not b: break
+        head += b
+    return s, head.split(b" ")[1].decode() if head else "closed"
+def get(s, path):
+    s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: web.test\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got or not got.endswith(b"\n"):
+        got += s.recv(4096)
+    return got.split(b"\r\n\r\n")[1].decode().strip()
+held = []
+for i in range(5):
+    s, code = tunnel()
+    print("tunnel", i, code)
+    held.append(s)
+print(get(held[0], b"/first"))
+held[1].close()
+held[3].close()
+held[4].close()
+import time
+for _ in range(100):
+    s, code = tunnel()
+    if code == "200": break
+    s.close(); time.sleep(0.05)
+print("after close", code, get(s, b"/again"))
+"#,
+        p = web.port
+    );
+    ws.write("hold.py", &py);
+    let r = run(&ws, &policy, "python3 hold.py", &[]);
+    r.expect_code(0);
+    assert_eq!(
+        r.stdout,
+        "tunnel 0 200\ntunnel 1 200\ntunnel 2 200\ntunnel 3 429\ntunnel 4 429\n\
+         origin=web path=/first auth=none\nafter close 200 origin=web path=/again auth=none\n",
+        "{}",
+        r.stderr
+    );
+    assert_eq!(web.requests().len(), 2, "no refused tunnel reached the host");
+    let log = audit(&ws);
+    assert!(log.contains("max_connections reached"), "{log}");
+}

@@ -122,12 +122,13 @@ struct State {
     open: AtomicU64,
 }
 
-/// Decrements the open-connection count when a client connection ends.
-struct OpenGuard<'a>(&'a AtomicU64);
+/// A client connection's place under `max_connections`, shared by all
+/// that serve it (the HTTP layer, then its tunnel): freed when the last goes.
+struct Slot(Arc<State>);
 
-impl Drop for OpenGuard<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -290,7 +291,7 @@ impl State {
     async fn client(self: Arc<Self>, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
         let n = self.open.fetch_add(1, Ordering::Relaxed) + 1;
-        let _guard = OpenGuard(&self.open);
+        let slot = Arc::new(Slot(self.clone()));
         // Once the byte budget is spent, a new connection is only read far
         // enough to be told so (every request on it gets 429).
         let budget = (!self.budget.tripped()).then(|| self.budget.clone());
@@ -299,7 +300,7 @@ impl State {
         let conn: Arc<Mutex<Option<Upstream>>> = Arc::new(Mutex::new(None));
         let st = self.clone();
         let svc = service_fn(move |req| {
-            let (st, conn) = (st.clone(), conn.clone());
+            let (st, conn, slot) = (st.clone(), conn.clone(), slot.clone());
             async move {
                 if over {
                     let max = st.cfg.max_connections.unwrap_or(0);
@@ -315,7 +316,7 @@ impl State {
                         .await,
                     );
                 }
-                Ok(st.handle(req, conn).await)
+                Ok(st.handle(req, conn, slot).await)
             }
         });
         let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).with_upgrades().await;
@@ -325,14 +326,19 @@ impl State {
         }
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: Arc<Mutex<Option<Upstream>>>) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<Mutex<Option<Upstream>>>,
+        slot: Arc<Slot>,
+    ) -> Response<Body> {
         if self.budget.tripped() {
             let max = self.cfg.max_bytes.unwrap_or(0);
             let body = format!("clawcage egress: byte limit reached ([network] max_bytes = {max})\n");
             return self.deny(String::new(), 0, "max_bytes reached".into(), StatusCode::TOO_MANY_REQUESTS, body).await;
         }
         if req.method() == Method::CONNECT {
-            return self.connect(req).await;
+            return self.connect(req, slot).await;
         }
         match req.uri().scheme_str() {
             Some("http") => self.plain(req, conn).await,
@@ -358,7 +364,8 @@ impl State {
         }
     }
 
-    async fn connect(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    /// CONNECT: the tunnel (or terminated TLS) holds `slot` for its whole life.
+    async fn connect(self: Arc<Self>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
         let raw = req.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_default();
         let t = match self.target(&raw, None).await {
             Ok(t) => t,
@@ -371,6 +378,7 @@ impl State {
         let mitm = matches!(t.host, Host::Name(_)) && self.cfg.secrets.any_bound(&t.host);
         let st = self.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let Ok(upgraded) = hyper::upgrade::on(req).await else {
                 st.end(&t, &counters).await;
                 return;
@@ -516,19 +524,20 @@ impl State {
         self.forward(req, &t, Wire::Plain, &conn).await
     }
 
-    /// A sender to `t` that is ready: the one in `slot` when it still is,
-    /// else a new connection through the whole decision ([`State::open`]).
+    /// A sender to `t` that is ready, and whether it was used before: the
+    /// one in `slot` when it still is, else a new connection through the
+    /// whole decision ([`State::open`]).
     async fn ready_sender<'a>(
         self: &Arc<Self>,
         slot: &'a mut Option<Upstream>,
         t: &Target,
         wire: Wire,
-    ) -> Result<&'a mut SendRequest<Body>, Response<Body>> {
-        let reusable = match slot.as_mut() {
+    ) -> Result<(&'a mut SendRequest<Body>, bool), Response<Body>> {
+        let reused = match slot.as_mut() {
             Some(u) if u.target == *t => u.sender.ready().await.is_ok(),
             _ => false,
         };
-        if !reusable {
+        if !reused {
             *slot = None;
             let opened = self.open(t).await?;
             let sender = self
@@ -538,7 +547,7 @@ impl State {
             *slot = Some(Upstream { target: t.clone(), sender });
         }
         match slot.as_mut() {
-            Some(u) => Ok(&mut u.sender),
+            Some(u) => Ok((&mut u.sender, reused)),
             None => Err(text(StatusCode::BAD_GATEWAY, "clawcage egress: no upstream\n".into())),
         }
     }
@@ -560,9 +569,13 @@ impl State {
         };
         let mut guard = slot.lock().await;
         // A connection the host closed between our readiness check and the
-        // write gives the request back unsent: it goes once more, on a new one.
+        // write gives the request back unsent: it goes once more, on a new
+        // one. So does a bodiless request of a method safe to repeat (RFC
+        // 9110 §9.2.2) that a reused connection failed before any answer:
+        // the host's idle timeout raced it.
+        let mut replay = replayable(&upstream_req);
         for attempt in 0..2 {
-            let sender = match self.ready_sender(&mut guard, t, wire).await {
+            let (sender, reused) = match self.ready_sender(&mut guard, t, wire).await {
                 Ok(s) => s,
                 Err(r) => return r,
             };
@@ -578,8 +591,12 @@ impl State {
                     strip_hop_by_hop(&mut parts.headers);
                     return Response::from_parts(parts, body.map_err(Into::into).boxed());
                 }
-                Err(mut e) => match e.take_message() {
-                    Some(again) if attempt == 0 => {
+                Err(mut e) => match (e.take_message(), replay.take()) {
+                    (Some(again), _) if attempt == 0 => {
+                        *guard = None;
+                        upstream_req = again;
+                    }
+                    (None, Some(again)) if attempt == 0 && reused => {
                         *guard = None;
                         upstream_req = again;
                     }
@@ -691,6 +708,21 @@ impl State {
     fn secret_event(&self, name: &str, t: &Target, action: SecretAction) -> Event {
         Event::Secret { sandbox: self.cfg.sandbox.clone(), name: name.to_string(), host: t.host_name(), action }
     }
+}
+
+/// A copy of `req` to send again, when it has no body and its method is
+/// idempotent.
+fn replayable(req: &Request<Body>) -> Option<Request<Body>> {
+    let idempotent = [Method::GET, Method::HEAD, Method::OPTIONS, Method::PUT, Method::DELETE, Method::TRACE];
+    if !req.body().is_end_stream() || !idempotent.contains(req.method()) {
+        return None;
+    }
+    let mut copy = Request::new(full(Bytes::new()));
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
 }
 
 fn full(b: Bytes) -> Body {

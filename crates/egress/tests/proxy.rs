@@ -303,3 +303,272 @@ fn the_byte_budget_cuts_a_tunnel_off() {
     assert_eq!(code, 429, "{body}");
     proxy.shutdown();
 }
+
+/// Bytes through an open tunnel to the echo origin come back.
+fn echoes(s: &mut TcpStream, msg: &[u8]) -> bool {
+    let mut back = vec![0u8; msg.len()];
+    s.write_all(msg).is_ok() && s.read_exact(&mut back).is_ok() && back == msg
+}
+
+#[test]
+fn open_tunnels_hold_their_place_under_max_connections_for_their_whole_life() {
+    let port = echo_origin();
+    let policy = format!(
+        "[network]\nallow = [\"echo.test:{port}\"]\nallow_ips = [\"127.0.0.1\"]\nmax_connections = 2\n\
+         [network.hosts]\n\"echo.test\" = \"127.0.0.1\"\n"
+    );
+    let (proxy, pp) = start(config(&policy), Arc::new(MemorySink::default()));
+    let target = format!("echo.test:{port}");
+    // The attack: open tunnels and hold them, past the HTTP exchange that set them up.
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let (mut s, head) = tunnel(pp, &target, b"");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(echoes(&mut s, format!("tunnel {i}").as_bytes()));
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let (refused, head) = tunnel(pp, &target, b"");
+    assert!(head.starts_with("HTTP/1.1 429"), "a third tunnel got through: {head}");
+    drop(refused); // it holds a place too while it is open
+                   // The two held ones still work, and closing one frees its place.
+    assert!(echoes(&mut held[1], b"still here"));
+    drop(held.remove(0));
+    let mut freed = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(20));
+        let (mut s, head) = tunnel(pp, &target, b"");
+        if head.starts_with("HTTP/1.1 200") {
+            assert!(echoes(&mut s, b"after"));
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "the closed tunnel's place was never freed");
+    proxy.shutdown();
+}
+
+/// A scratch directory for one test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("clawcage-egress-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// How a TLS origin ends its connections.
+#[derive(Clone, Copy)]
+enum Hangup {
+    /// After each response, saying so (`Connection: close`).
+    Announced,
+    /// After each response, without a word: the response says keep-alive.
+    Silent,
+    /// When the second request on a connection arrives, unanswered (an idle
+    /// timeout that fired just as the client sent it).
+    OnNext,
+}
+
+/// An HTTPS origin on `addr:port` for `api.test` (leaf from `ca`) that
+/// answers `origin=<addr> auth=<Authorization>` and hangs up after each
+/// response as `hangup` says; counts connections.
+fn tls_origin(addr: &str, port: u16, ca: &clawcage_egress::tls::Ca, hangup: Hangup) -> (u16, Arc<AtomicUsize>) {
+    let cfg = ca.server_config("api.test").unwrap();
+    let l = TcpListener::bind((addr, port)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (h, name) = (hits.clone(), addr.to_string());
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            h.fetch_add(1, Ordering::SeqCst);
+            let (cfg, name) = (cfg.clone(), name.clone());
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(cfg).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut b) {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                if matches!(hangup, Hangup::OnNext) {
+                    // Answer this one, then read the next request and hang up.
+                    let _ = write!(tls, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    let _ = tls.flush();
+                    let mut next = Vec::new();
+                    while !next.ends_with(b"\r\n\r\n") {
+                        match tls.read(&mut b) {
+                            Ok(1) => next.push(b[0]),
+                            _ => return,
+                        }
+                    }
+                    return;
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let auth = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+                    .unwrap_or("none");
+                let body = format!("origin={name} auth={auth}");
+                let close = if matches!(hangup, Hangup::Announced) { "Connection: close\r\n" } else { "" };
+                let _ = write!(tls, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{close}\r\n{body}", body.len());
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    (port, hits)
+}
+
+/// A proxy for `api.test:{port}` with secret `gh` bound to it, the origin
+/// CA trusted upstream; returns it with the CA the client must trust.
+fn mitm_proxy(
+    dir: &std::path::Path,
+    port: u16,
+    resolver: Option<Arc<dyn Resolve>>,
+    sink: Arc<dyn EventSink>,
+) -> (ProxyHandle, u16, Arc<clawcage_egress::tls::Ca>, String) {
+    std::fs::write(dir.join("token"), "ghp_real_value").unwrap();
+    let hosts = if resolver.is_some() { "" } else { "[network.hosts]\n\"api.test\" = \"127.0.0.1\"\n" };
+    let text = format!(
+        "[network]\nallow = [\"api.test:{port}\"]\nallow_ips = [\"127.0.0.1\"]\nca = [\"{origin}\"]\n{hosts}\
+         [secrets.gh]\nfrom = \"file:{token}\"\nhosts = [\"api.test\"]\n",
+        origin = dir.join("origin/ca.pem").display(),
+        token = dir.join("token").display(),
+    );
+    let policy = clawcage_policy::parse_str(&text, "test-policy.toml").unwrap();
+    let (env, table) = clawcage_egress::Secrets::prepare(&policy).unwrap();
+    let placeholder = env.into_iter().next().unwrap().1;
+    let ca = Arc::new(clawcage_egress::tls::Ca::load_or_create(&dir.join("proxy")).unwrap());
+    let mut cfg = Config::new(&policy, "sb", "test-policy.toml", table, Some(ca.clone())).unwrap();
+    if let Some(r) = resolver {
+        cfg.resolver = r;
+    }
+    let (proxy, pp) = start(cfg, sink);
+    (proxy, pp, ca, placeholder)
+}
+
+/// A client's TLS session with `api.test:{port}` through the proxy's CONNECT.
+fn mitm_client(
+    pp: u16,
+    port: u16,
+    ca: &clawcage_egress::tls::Ca,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let (s, head) = tunnel(pp, &format!("api.test:{port}"), b"");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = ca.cert_pem().as_bytes().to_vec();
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(clawcage_egress::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), "api.test".try_into().unwrap()).unwrap();
+    rustls::StreamOwned::new(conn, s)
+}
+
+/// One keep-alive request on `tls`; the status and the body.
+fn mitm_get(
+    tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    port: u16,
+    path: &str,
+    auth: &str,
+) -> (u16, String) {
+    write!(tls, "GET {path} HTTP/1.1\r\nHost: api.test:{port}\r\nAuthorization: Bearer {auth}\r\n\r\n").unwrap();
+    tls.flush().unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(tls.read(&mut b).unwrap(), 1, "the proxy closed the client's connection");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    tls.read_exact(&mut body).unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn a_reconnect_to_a_secret_bound_host_rechecks_the_address_and_refuses_a_rebound_one() {
+    let dir = scratch("rebind-mitm");
+    let origin_ca = clawcage_egress::tls::Ca::load_or_create(&dir.join("origin")).unwrap();
+    let (port, good) = tls_origin("127.0.0.1", 0, &origin_ca, Hangup::Announced);
+    let (_, evil) = tls_origin("127.0.0.2", port, &origin_ca, Hangup::Announced);
+    let resolver = Arc::new(Rebinding(AtomicUsize::new(0)));
+    let sink = Arc::new(MemorySink::default());
+    let (proxy, pp, ca, placeholder) = mitm_proxy(&dir, port, Some(resolver.clone()), sink.clone());
+    let mut tls = mitm_client(pp, port, &ca);
+    // The first connection: resolved to 127.0.0.1, checked, the secret put in.
+    assert_eq!(
+        mitm_get(&mut tls, port, "/one", &placeholder),
+        (200, "origin=127.0.0.1 auth=Bearer ghp_real_value".into())
+    );
+    // The host hung up; the next request needs a new connection, and the
+    // name now resolves to 127.0.0.2: refused, never connected to.
+    let (code, body) = mitm_get(&mut tls, port, "/two", &placeholder);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("127.0.0.2 is loopback"), "{body}");
+    proxy.shutdown();
+    assert_eq!(resolver.0.load(Ordering::SeqCst), 2, "one lookup per connection");
+    assert_eq!(good.load(Ordering::SeqCst), 1);
+    assert_eq!(evil.load(Ordering::SeqCst), 0, "the rebound address was never connected to");
+    let decisions: Vec<Decision> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| if let Event::Network { decision, .. } = e { Some(decision) } else { None })
+        .collect();
+    assert_eq!(decisions, [Decision::Allow, Decision::Deny]);
+}
+
+#[test]
+fn a_secret_bound_host_that_drops_a_keep_alive_connection_is_reconnected() {
+    let dir = scratch("keepalive-mitm");
+    let origin_ca = clawcage_egress::tls::Ca::load_or_create(&dir.join("origin")).unwrap();
+    let (port, hits) = tls_origin("127.0.0.1", 0, &origin_ca, Hangup::Silent);
+    let sink = Arc::new(MemorySink::default());
+    let (proxy, pp, ca, placeholder) = mitm_proxy(&dir, port, None, sink.clone());
+    let mut tls = mitm_client(pp, port, &ca);
+    let want = (200, "origin=127.0.0.1 auth=Bearer ghp_real_value".to_string());
+    // Right after the answer (the hang-up may not have been seen yet), and
+    // after a pause (it has): each time a new connection, decided anew.
+    assert_eq!(mitm_get(&mut tls, port, "/one", &placeholder), want);
+    assert_eq!(mitm_get(&mut tls, port, "/two", &placeholder), want);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(mitm_get(&mut tls, port, "/three", &placeholder), want);
+    assert_eq!(mitm_get(&mut tls, port, "/four", &placeholder), want);
+    proxy.shutdown();
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
+    let allows =
+        sink.events().into_iter().filter(|e| matches!(e, Event::Network { decision: Decision::Allow, .. })).count();
+    assert_eq!(allows, 4);
+}
+
+#[test]
+fn a_request_that_meets_a_keep_alive_connection_as_the_host_drops_it_is_sent_again_on_a_new_one() {
+    let dir = scratch("idle-mitm");
+    let origin_ca = clawcage_egress::tls::Ca::load_or_create(&dir.join("origin")).unwrap();
+    let (port, hits) = tls_origin("127.0.0.1", 0, &origin_ca, Hangup::OnNext);
+    let sink = Arc::new(MemorySink::default());
+    let (proxy, pp, ca, placeholder) = mitm_proxy(&dir, port, None, sink.clone());
+    let mut tls = mitm_client(pp, port, &ca);
+    // Each connection answers one request and drops the next unanswered:
+    // that next one (a GET, safe to repeat) goes again on a new connection.
+    for path in ["/one", "/two", "/three"] {
+        assert_eq!(mitm_get(&mut tls, port, path, &placeholder), (200, "ok".to_string()), "{path}");
+    }
+    proxy.shutdown();
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    let allows =
+        sink.events().into_iter().filter(|e| matches!(e, Event::Network { decision: Decision::Allow, .. })).count();
+    assert_eq!(allows, 3, "each connection decided anew");
+}

@@ -43,8 +43,3 @@ pub fn parse_path_spec(s: &str) -> Result<PathSpec, String> {
 pub fn check_host_pattern(s: &str) -> Result<(), String> {
     values::check_host(s)
 }
-
-#[cfg(test)]
-mod parse_tests;
-#[cfg(test)]
-mod plan_tests;

@@ -55,10 +55,11 @@ pub fn spawn(p: &Prepared) -> io::Result<libc::pid_t> {
     let mut shared = Shared { p, errno: 0 };
     // The stack grows down: hand clone the 16-byte aligned top.
     let top = ((stack.as_mut_ptr() as usize + STACK) & !15) as *mut libc::c_void;
+    // The child runs `child_main` on its own stack and only makes raw system
+    // calls (no allocation, no locks).
     // SAFETY: CLONE_VM|CLONE_VFORK suspends this (single-threaded) process
     // until the child execs or exits, so `shared`, `p` and `stack` outlive
-    // every use the child makes of them; the child runs `child_main` on its
-    // own stack and only makes raw system calls (no allocation, no locks).
+    // every use the child makes of them (see above for what it does).
     let pid = unsafe {
         libc::clone(
             child_main,

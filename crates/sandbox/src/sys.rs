@@ -78,10 +78,11 @@ pub fn clone_into_cgroup(flags: libc::c_int, cgroup: RawFd) -> io::Result<Forked
         cgroup: cgroup as u64,
         ..CloneArgs::default()
     };
-    // SAFETY: clone3 without CLONE_VM and with no stack behaves like fork():
-    // the child gets a private copy of the address space and resumes here
-    // with return value 0. `args` is a properly laid out struct clone_args
-    // that outlives the call, and the size passed is its size.
+    // clone3 without CLONE_VM and with no stack behaves like fork(): the
+    // child gets a private copy of the address space and resumes here with
+    // return value 0.
+    // SAFETY: fork-like, as above; `args` is a properly laid out struct
+    // clone_args that outlives the call, and the size passed is its size.
     let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
     match check(ret)? {
         0 => Ok(Forked::Child),
@@ -320,10 +321,10 @@ pub fn scrub_cmdline_and_environ(name: &[u8]) -> io::Result<()> {
         if start == 0 || end <= start {
             return Err(io::Error::other("no argv/environ bounds in /proc/self/stat"));
         }
+        // Init never reads its arguments or environment after this point.
         // SAFETY: [start, end) is the region the kernel placed argv (or
         // envp) strings in at exec, at the top of our own stack mapping; it
-        // is mapped and writable for the life of the process. Init never
-        // reads its arguments or environment after this point.
+        // is mapped and writable for the life of the process.
         unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
     }
     let (start, end) = (field(48), field(49));

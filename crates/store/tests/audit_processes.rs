@@ -5,7 +5,10 @@
 //! The appenders are this test binary itself, re-run with
 //! `APPENDER_DIR` set (see [`appender_burst`]). An appender's "effect" is a
 //! line in its own effects file, written only after `append` returned: the
-//! contract under test is that no effect exists without its record.
+//! contract under test is that no effect exists without its record. Each
+//! effect is followed by an after-record (`append_after`, confirmed only by
+//! a later append) noted in an `ends` file once it returned: none of those
+//! may be lost to a kill either.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -39,15 +42,18 @@ impl Drop for Tmp {
 }
 
 /// Appends `count` records to the log in `dir`, and after each append
-/// returns writes its effect (`pid i`) to `dir/effects.PID`.
+/// returns writes its effect (`pid i`) to `dir/effects.PID`, then an
+/// after-record `exec_end` and, once that returned, `pid i` to `dir/ends.PID`.
 fn burst(dir: &Path, count: u64) {
     let log = AuditLog::open(&StatePaths::new(dir), None).unwrap();
     let pid = std::process::id();
-    let mut effects =
-        std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("effects.{pid}"))).unwrap();
+    let open = |name: String| std::fs::OpenOptions::new().create(true).append(true).open(dir.join(name)).unwrap();
+    let (mut effects, mut ends) = (open(format!("effects.{pid}")), open(format!("ends.{pid}")));
     for i in 0..count {
         log.append(Some("burst"), "exec", json!({"pid": pid, "i": i})).unwrap();
         writeln!(effects, "{pid} {i}").unwrap();
+        log.append_after(Some("burst"), "exec_end", json!({"pid": pid, "i": i})).unwrap();
+        writeln!(ends, "{pid} {i}").unwrap();
     }
 }
 
@@ -63,7 +69,7 @@ fn appender_burst() {
     let t = Tmp::new("inproc");
     burst(&t.0, 25);
     let rep = verify(&t.0);
-    assert!(rep.ok() && rep.lines == 25, "{rep:?}");
+    assert!(rep.ok() && rep.lines == 50 && rep.notes.is_empty(), "{rep:?}");
 }
 
 fn spawn_appender(dir: &Path, count: Option<u64>) -> Child {
@@ -90,12 +96,12 @@ fn records(dir: &Path) -> Vec<Record> {
     out
 }
 
-/// Every `(pid, i)` in the effects files.
-fn effects(dir: &Path) -> BTreeSet<(u64, u64)> {
+/// Every `(pid, i)` in the files named `prefix.PID`.
+fn effects(dir: &Path, prefix: &str) -> BTreeSet<(u64, u64)> {
     let mut set = BTreeSet::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
-        if !e.file_name().to_string_lossy().starts_with("effects.") {
+        if !e.file_name().to_string_lossy().starts_with(&format!("{prefix}.")) {
             continue;
         }
         for line in std::fs::read_to_string(e.path()).unwrap().lines() {
@@ -127,14 +133,20 @@ fn concurrent_processes_keep_one_valid_chain() {
     }
     let rep = verify(&t.0);
     assert!(rep.ok(), "{rep:?}");
+    // Each appender confirmed its last after-record as its log was dropped.
     assert!(rep.notes.is_empty(), "{:?}", rep.notes);
-    assert_eq!(rep.lines, 160);
+    assert_eq!(rep.lines, 320);
     // Each process's records are in its own order, interleaved with others'.
     let recs = records(&t.0);
     for k in &kids {
-        let mine: Vec<u64> =
-            recs.iter().filter(|r| r.data["pid"] == k.id()).map(|r| r.data["i"].as_u64().unwrap()).collect();
-        assert_eq!(mine, (0..40).collect::<Vec<_>>());
+        for kind in ["exec", "exec_end"] {
+            let mine: Vec<u64> = recs
+                .iter()
+                .filter(|r| r.data["pid"] == k.id() && r.kind == kind)
+                .map(|r| r.data["i"].as_u64().unwrap())
+                .collect();
+            assert_eq!(mine, (0..40).collect::<Vec<_>>());
+        }
     }
 }
 
@@ -163,17 +175,24 @@ fn kill_9_during_bursts_loses_no_record_of_an_effect() {
         let rep = verify(&t.0);
         assert!(rep.ok(), "round {round}: {rep:?}");
     }
-    let recorded: BTreeSet<(u64, u64)> = records(&t.0)
-        .iter()
-        .filter(|r| r.kind == "exec")
-        .map(|r| (r.data["pid"].as_u64().unwrap(), r.data["i"].as_u64().unwrap()))
-        .collect();
+    let recorded = |kind: &str| -> BTreeSet<(u64, u64)> {
+        records(&t.0)
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| (r.data["pid"].as_u64().unwrap(), r.data["i"].as_u64().unwrap()))
+            .collect()
+    };
     let recovered = records(&t.0).iter().filter(|r| r.kind == "recovered").count();
     eprintln!("{} records, {recovered} recovered", records(&t.0).len());
-    let happened = effects(&t.0);
+    let happened = effects(&t.0, "effects");
     assert!(happened.len() >= 30, "too few effects to mean anything: {}", happened.len());
-    let missing: Vec<_> = happened.difference(&recorded).collect();
+    let missing: Vec<_> = happened.difference(&recorded("exec")).copied().collect();
     assert!(missing.is_empty(), "effects without an audit record: {missing:?}");
+    // Every after-record whose append returned survived the kill.
+    let ended = effects(&t.0, "ends");
+    assert!(ended.len() >= 30, "too few after-records to mean anything: {}", ended.len());
+    let lost: Vec<_> = ended.difference(&recorded("exec_end")).copied().collect();
+    assert!(lost.is_empty(), "after-records lost to a kill: {lost:?}");
 
     // One more append repairs whatever the last kill left, and the log is clean.
     AuditLog::open(&StatePaths::new(&t.0), None).unwrap().append(None, "check", json!({})).unwrap();

@@ -4,11 +4,45 @@
 //! signed) also kept in the store so that a log cut short is detected.
 //!
 //! # Durability
-//! [`AuditLog::append`] returns only once the record is on disk: under a
-//! mutex (threads) and an exclusive `flock` on the log (processes), it reads
-//! the log's current end, writes the line, `fdatasync`s the file, and then
-//! moves the head in the store (SQLite with `synchronous=FULL`). A caller
-//! that gets `Err` must not let the effect happen.
+//! Two kinds of record, by whether the effect they describe has happened:
+//! - **Before an effect** (a decision, a command about to start):
+//!   [`AuditLog::append`] returns only once the record is on disk: under a
+//!   mutex (threads) and an exclusive `flock` on the log (processes), it
+//!   reads the log's current end, writes the line, `fdatasync`s the file,
+//!   and then moves the head in the store (SQLite with `synchronous=FULL`)
+//!   onto it. A caller that gets `Err` must not let the effect happen.
+//! - **After an effect** (a sandbox that was set up, a command that ended):
+//!   [`AuditLog::append_after`] writes the line under the same locks and
+//!   returns without a sync; its data carries [`AFTER_KEY`]` = true`. Such a
+//!   record is *pending* until it is *confirmed*: made durable and covered
+//!   by the head, which the next `append` (of any process: its `fdatasync`
+//!   covers every byte before its own line) or [`AuditLog::flush`] (also on
+//!   drop) does in the same sync and the same SQLite commit. This is group
+//!   commit: `clawcage run` (sandbox_start, exec, exec_end, sandbox_stop)
+//!   pays two syncs of the log and two head commits instead of four each.
+//!
+//! Why a pending record is safe:
+//! - *Recorded before its effect* holds for what needs it: an after-record
+//!   describes something that has already happened, so there is nothing to
+//!   hold back until it is durable. Every record before an effect still
+//!   uses `append` and its effect waits for it.
+//! - *A kill loses no record*: a `write` that returned is in the kernel's
+//!   page cache, which outlives the process; the next writer confirms it.
+//!   Only a power loss (or kernel crash) before the confirmation can lose
+//!   it, which is the same as the process dying just before it wrote the
+//!   record: the record before the effect is durable either way, and the
+//!   window ends at the next `append` or `flush` (a `run` flushes when its
+//!   sandbox stops, an agent at its next command).
+//! - *Truncation is detected*: the head only ever covers confirmed records,
+//!   and a log cut below the head is caught as before. Pending records are
+//!   past the head by design, so cutting them off undetected is possible
+//!   until they are confirmed (a window of milliseconds); `verify` names
+//!   them as pending, and they chain by hash like every record.
+//! - Under the log's `flock` a record past the head that is *not* an
+//!   after-record can only be left by a writer that died inside `append`
+//!   (which moves the head before it lets go of the lock), so the two kinds
+//!   stay distinguishable after a crash (below). `append` refuses data that
+//!   sets [`AFTER_KEY`] itself.
 //!
 //! # Crashes
 //! A writer killed mid-append leaves one of two traces, both handled by the
@@ -17,22 +51,28 @@
 //! - a *torn tail*: bytes after the last newline (a line cut short). They
 //!   are cut off and their length, SHA-256 and text go into the `recovered`
 //!   record. Cutting them is safe: that append never returned, so its
-//!   effect never happened. (A second crash between the cut and the
-//!   `recovered` record loses only that never-returned fragment.)
-//! - an *unconfirmed record*: the line is complete but the head in the store
-//!   is behind it (killed between the fsync and the head update). The
-//!   record stays; `recovered` names it as unconfirmed, i.e. its append did
-//!   not return and its effect did not happen. A writer killed the same way
-//!   while writing that `recovered` record leaves the head two behind, and
-//!   so on: past the head, the first record may be anything and the rest
-//!   must be `recovered` records.
+//!   effect never happened (or, for an after-record, the effect is as
+//!   recorded as if the writer had died just before writing it). (A second
+//!   crash between the cut and the `recovered` record loses only that
+//!   never-returned fragment.)
+//! - an *unconfirmed record*: the line of a record before an effect is
+//!   complete but the head in the store is behind it (killed between the
+//!   fsync and the head update). The record stays; `recovered` names it as
+//!   unconfirmed, i.e. its append did not return and its effect did not
+//!   happen. A writer killed the same way while writing that `recovered`
+//!   record leaves the head two behind, and so on.
 //!
-//! Anything else (the head ahead of the log, on a different hash, an
-//! ordinary record past the head's successor, or a bad last record) is
-//! tampering or damage: appends are refused (fail closed) and `verify`
-//! names the first bad record.
+//! So past the head the log holds, in order: pending after-records (not a
+//! crash's trace: confirmed silently), then possibly one record of any kind
+//! whose append never returned, then only `recovered` records. Anything else
+//! (the head ahead of the log, on a different hash, another record past
+//! those, or a bad last record) is tampering or damage: appends are refused
+//! (fail closed) and `verify` names the first bad record.
 //!
 //! # Limits
+//! Pending after-records are not covered by the head (nor its signature)
+//! until confirmed: whoever can write the log can add or remove such
+//! records past the head meanwhile; `verify` lists them as pending.
 //! Without a signing key, whoever can write the state directory can rewrite
 //! the log *and* the head consistently; with one ([`SigningKey`]) they
 //! cannot, but they can still roll both back to an older signed state.
@@ -116,12 +156,28 @@ pub struct AuditLog {
 struct Inner {
     file: File,
     store: Store,
+    /// Whether this handle wrote after-records it has not seen confirmed.
+    pending: bool,
 }
 
-/// The end of the chain: the record the next one follows.
+/// The end of the chain: the record the next one follows, and the head.
 struct End {
     seq: u64,
     hash: String,
+    /// Seq of the head in the store (0: none): records past it are pending.
+    head: u64,
+}
+
+/// The data member that marks an after-record ([`AuditLog::append_after`]).
+pub const AFTER_KEY: &str = "_after";
+
+/// Most pending after-records `append_after` leaves behind the head before
+/// it confirms them itself.
+const MAX_PENDING: u64 = 64;
+
+/// Whether `rec` is an after-record.
+pub(crate) fn is_after(rec: &Record) -> bool {
+    rec.data.get(AFTER_KEY) == Some(&Value::Bool(true))
 }
 
 impl AuditLog {
@@ -142,7 +198,7 @@ impl AuditLog {
         let name = log_name(log)?;
         let file = open_log(log).map_err(io("open"))?;
         let store = Store::open_with(db, Durability::Full)?;
-        Ok(AuditLog { path: log.to_path_buf(), name, key, inner: Mutex::new(Inner { file, store }) })
+        Ok(AuditLog { path: log.to_path_buf(), name, key, inner: Mutex::new(Inner { file, store, pending: false }) })
     }
 
     /// The log file.
@@ -153,13 +209,61 @@ impl AuditLog {
     /// Append a record of `kind` with `data` (a JSON object) for `task`;
     /// returns once it is durable (see the module docs). On `Err` nothing
     /// may rely on the record: refuse the effect it describes.
+    /// It also confirms every pending after-record before it.
     pub fn append(&self, task: Option<&str>, kind: &str, data: Value) -> Result<Record> {
-        let inner = self.inner.lock().map_err(|_| AuditError::Poisoned)?;
+        if data.get(AFTER_KEY).is_some() {
+            return Err(FormatError(format!("data of a {kind:?} record: {AFTER_KEY:?} is reserved")).into());
+        }
+        let mut inner = self.inner.lock().map_err(|_| AuditError::Poisoned)?;
         let _lock = self.lock(&inner.file, FlockArg::LockExclusive)?;
         let end = self.reconcile(&inner)?;
         let rec = Record::new(end.seq + 1, time::rfc3339_micros(time::now_micros()), task, kind, data, &end.hash)?;
         self.write(&inner, &rec)?;
+        inner.pending = false;
         Ok(rec)
+    }
+
+    /// Append a record of `kind` with `data` (a JSON object) for `task`
+    /// describing an effect that has *already happened*: written at once
+    /// (it survives a kill of this process), made durable and covered by the
+    /// head with the next [`append`](AuditLog::append) or
+    /// [`flush`](AuditLog::flush) (module docs). `data` gets
+    /// [`AFTER_KEY`]` = true`. Never use it for a record that must be on
+    /// disk before its effect.
+    pub fn append_after(&self, task: Option<&str>, kind: &str, data: Value) -> Result<Record> {
+        let mut data = data;
+        match data.as_object_mut() {
+            Some(m) => {
+                m.insert(AFTER_KEY.into(), Value::Bool(true));
+            }
+            None => return Err(FormatError(format!("data of a {kind:?} record must be a JSON object")).into()),
+        }
+        let mut inner = self.inner.lock().map_err(|_| AuditError::Poisoned)?;
+        let _lock = self.lock(&inner.file, FlockArg::LockExclusive)?;
+        let end = self.reconcile(&inner)?;
+        let rec = Record::new(end.seq + 1, time::rfc3339_micros(time::now_micros()), task, kind, data, &end.hash)?;
+        (&inner.file).write_all(rec.to_line()?.as_bytes()).map_err(self.io("write"))?;
+        if rec.seq - end.head >= MAX_PENDING {
+            self.confirm(&inner, rec.seq, &rec.hash)?;
+            inner.pending = false;
+        } else {
+            inner.pending = true;
+        }
+        Ok(rec)
+    }
+
+    /// Confirm every pending after-record in the log (of any writer): one
+    /// `fdatasync` and one head commit, none when nothing is pending.
+    /// Returns once they are durable.
+    pub fn flush(&self) -> Result<()> {
+        let mut inner = self.inner.lock().map_err(|_| AuditError::Poisoned)?;
+        let _lock = self.lock(&inner.file, FlockArg::LockExclusive)?;
+        let end = self.reconcile(&inner)?;
+        if end.seq > end.head {
+            self.confirm(&inner, end.seq, &end.hash)?;
+        }
+        inner.pending = false;
+        Ok(())
     }
 
     /// Take `flock(mode)` on a duplicate of `file` (the lock belongs to the
@@ -168,22 +272,22 @@ impl AuditLog {
         lock_file(file, mode, &self.path)
     }
 
+    fn io(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+        move |source| AuditError::Io { path: self.path.clone(), op, source }
+    }
+
     /// Write `rec`, fsync, then move the head (signed when we have a key).
     fn write(&self, inner: &Inner, rec: &Record) -> Result<()> {
-        let line = rec.to_line()?;
-        let io = |op| {
-            let path = self.path.clone();
-            move |source| AuditError::Io { path, op, source }
-        };
-        (&inner.file).write_all(line.as_bytes()).map_err(io("write"))?;
-        inner.file.sync_data().map_err(io("fdatasync"))?;
-        let mac = self.key.as_ref().map(|k| (k.sign(&self.name, rec.seq, &rec.hash), k.id().to_string()));
-        inner.store.advance_audit_head(
-            &self.name,
-            rec.seq,
-            &rec.hash,
-            mac.as_ref().map(|(m, i)| (m.as_str(), i.as_str())),
-        )?;
+        (&inner.file).write_all(rec.to_line()?.as_bytes()).map_err(self.io("write"))?;
+        self.confirm(inner, rec.seq, &rec.hash)
+    }
+
+    /// Make the log durable up to its end, record `(seq, hash)` (the last
+    /// record) as the head, signed when we have a key.
+    fn confirm(&self, inner: &Inner, seq: u64, hash: &str) -> Result<()> {
+        inner.file.sync_data().map_err(self.io("fdatasync"))?;
+        let mac = self.key.as_ref().map(|k| (k.sign(&self.name, seq, hash), k.id().to_string()));
+        inner.store.advance_audit_head(&self.name, seq, hash, mac.as_ref().map(|(m, i)| (m.as_str(), i.as_str())))?;
         Ok(())
     }
 
@@ -206,7 +310,8 @@ impl AuditLog {
             None => None,
         };
         // How the log's last complete record relates to the head: equal, or
-        // ahead by records whose appends never returned.
+        // ahead by pending after-records and/or records whose appends never
+        // returned.
         let unconfirmed = match &last {
             None if h_seq == 0 => None,
             None => return Err(bad(format!("the log has no records but the head is seq {h_seq}"))),
@@ -223,12 +328,12 @@ impl AuditLog {
                     return Err(bad(format!("the log ends at seq {} but the head is seq {h_seq}", r.seq)));
                 }
                 let lines = read_tail(&inner.file, lag as usize).map_err(io)?.last;
-                Some(check_unconfirmed(&lines, h_seq, h_hash).map_err(bad)?)
+                check_past_head(&lines, h_seq, h_hash).map_err(bad)?
             }
         };
         let mut end = match &last {
-            Some(r) => End { seq: r.seq, hash: r.hash.clone() },
-            None => End { seq: 0, hash: GENESIS.to_string() },
+            Some(r) => End { seq: r.seq, hash: r.hash.clone(), head: h_seq },
+            None => End { seq: 0, hash: GENESIS.to_string(), head: h_seq },
         };
         if tail.torn.is_empty() && unconfirmed.is_none() {
             return Ok(end);
@@ -269,7 +374,7 @@ impl AuditLog {
             &end.hash,
         )?;
         self.write(inner, &rec)?;
-        end = End { seq: rec.seq, hash: rec.hash };
+        end = End { seq: rec.seq, hash: rec.hash, head: rec.seq };
         Ok(end)
     }
 }
@@ -318,19 +423,47 @@ pub(crate) fn lock_file(file: &File, mode: FlockArg, path: &Path) -> Result<Floc
 /// inside a recovery adds one.
 const MAX_UNCONFIRMED: u64 = 1000;
 
+/// The records past the head, in the order they may legitimately come
+/// (module docs): pending after-records, then one record whose append never
+/// returned, then `recovered` records. Feed them with [`PastHead::see`].
+#[derive(Debug, Default)]
+pub(crate) struct PastHead {
+    /// First and last seq of the pending after-records.
+    pub pending: Option<(u64, u64)>,
+    /// First seq of the records whose appends never returned, and the last of them.
+    pub unconfirmed: Option<(u64, u64)>,
+}
+
+impl PastHead {
+    /// The next record past the head; `Err` when no crash explains it.
+    pub fn see(&mut self, rec: &Record) -> std::result::Result<(), ()> {
+        match (&mut self.unconfirmed, is_after(rec)) {
+            (None, true) => {
+                let first = self.pending.map_or(rec.seq, |p| p.0);
+                self.pending = Some((first, rec.seq));
+            }
+            (None, false) => self.unconfirmed = Some((rec.seq, rec.seq)),
+            (Some(u), false) if rec.kind == "recovered" => u.1 = rec.seq,
+            (Some(_), _) => return Err(()),
+        }
+        Ok(())
+    }
+}
+
 /// `lines`, the last complete lines of the log, are the records after the
-/// head (`h_seq`, `h_hash`): a valid chain from the head, the first
-/// anything, the rest `recovered` records (each written by a writer that
-/// died while repairing the one before). Returns (first seq, last record).
-fn check_unconfirmed(lines: &[Vec<u8>], h_seq: u64, h_hash: &str) -> std::result::Result<(u64, Record), String> {
+/// head (`h_seq`, `h_hash`): a valid chain from the head in the order
+/// [`PastHead`] accepts. Returns the first unconfirmed seq and the last
+/// record, when there are unconfirmed records (a crash to recover from).
+fn check_past_head(lines: &[Vec<u8>], h_seq: u64, h_hash: &str) -> std::result::Result<Option<(u64, Record)>, String> {
     let (mut seq, mut prev) = (h_seq, h_hash.to_string());
     let mut last = None;
+    let mut past = PastHead::default();
     for line in lines {
         let r = Record::parse_line(line).map_err(|e| format!("record after seq {seq}: {e}"))?;
         if r.seq != seq + 1 || r.prev != prev || r.compute_hash().map_err(|e| e.to_string())? != r.hash {
             return Err(format!("the records after the head (seq {h_seq}) do not chain onto it (seq {})", r.seq));
         }
-        if seq > h_seq && r.kind != "recovered" {
+        if past.see(&r).is_err() {
             return Err(format!(
                 "the head is seq {h_seq} but the log goes on to seq {}: records were appended behind the store's back",
                 r.seq
@@ -340,8 +473,18 @@ fn check_unconfirmed(lines: &[Vec<u8>], h_seq: u64, h_hash: &str) -> std::result
         last = Some(r);
     }
     match last {
-        Some(r) if lines.len() as u64 == r.seq - h_seq => Ok((h_seq + 1, r)),
+        Some(r) if lines.len() as u64 == r.seq - h_seq => Ok(past.unconfirmed.map(|(first, _)| (first, r))),
         _ => Err(format!("the log does not reach from the head (seq {h_seq}) to its end")),
+    }
+}
+
+impl Drop for AuditLog {
+    /// Confirm this handle's pending after-records (best effort: were this
+    /// to fail, the next append confirms them).
+    fn drop(&mut self) {
+        if self.inner.get_mut().is_ok_and(|i| i.pending) {
+            let _ = self.flush();
+        }
     }
 }
 

@@ -457,3 +457,138 @@ fn a_writer_dying_inside_a_recovery_is_recovered_too() {
     let err = fx.log(None).append(None, "exec", json!({})).unwrap_err();
     assert!(err.to_string().contains("behind the store's back"), "{err}");
 }
+
+// --- After-records (group commit) -------------------------------------------
+
+fn head_seq(fx: &Fx) -> u64 {
+    fx.store().audit_head("audit.jsonl").unwrap().map_or(0, |h| h.seq)
+}
+
+#[test]
+fn after_records_are_pending_until_the_next_append_confirms_them() {
+    let fx = Fx::filled("after", 2, None);
+    let log = fx.log(None);
+    let a = log.append_after(Some("t1"), "exec_end", json!({"status": 0})).unwrap();
+    let b = log.append_after(Some("t1"), "sandbox_stop", json!({})).unwrap();
+    assert_eq!((a.seq, b.seq), (3, 4));
+    assert_eq!(a.data[AFTER_KEY], true, "{a:?}");
+    // Written at once (another reader sees the lines), the head not moved.
+    assert_eq!(fx.lines().len(), 4);
+    assert_eq!(head_seq(&fx), 2);
+    let rep = fx.verify(None);
+    assert!(rep.ok(), "{rep:?}");
+    assert!(rep.notes.iter().any(|n| n.contains("records seq 3..=4 are written after their effects")), "{rep:?}");
+    // The next durable append (here from another handle) confirms them in
+    // its own sync and head commit, with no `recovered` record.
+    let c = fx.log(None).append(Some("t2"), "exec", json!({})).unwrap();
+    assert_eq!(c.seq, 5);
+    assert_eq!(head_seq(&fx), 5);
+    assert!(!fx.lines().iter().any(|l| parse(l).kind == "recovered"));
+    let rep = fx.verify(None);
+    assert!(rep.ok() && rep.notes.is_empty(), "{rep:?}");
+    drop(log);
+    assert_eq!(head_seq(&fx), 5, "nothing was pending on drop");
+}
+
+#[test]
+fn flush_and_drop_confirm_pending_records() {
+    let fx = Fx::filled("flush", 1, None);
+    let log = fx.log(None);
+    log.flush().unwrap(); // nothing pending: the head stays
+    assert_eq!(head_seq(&fx), 1);
+    log.append_after(None, "exec_end", json!({})).unwrap();
+    log.flush().unwrap();
+    assert_eq!(head_seq(&fx), 2);
+    log.append_after(None, "sandbox_stop", json!({})).unwrap();
+    assert_eq!(head_seq(&fx), 2);
+    drop(log);
+    assert_eq!(head_seq(&fx), 3);
+    let rep = fx.verify(None);
+    assert!(rep.ok() && rep.notes.is_empty() && rep.lines == 3, "{rep:?}");
+}
+
+#[test]
+fn after_records_of_a_killed_writer_are_kept_and_confirmed_without_a_recovery() {
+    let fx = Fx::filled("after-kill", 1, None);
+    let log = fx.log(None);
+    log.append_after(None, "exec_end", json!({"n": 1})).unwrap();
+    log.append_after(None, "sandbox_stop", json!({})).unwrap();
+    std::mem::forget(log); // as a kill -9: no flush, no drop
+    assert_eq!(head_seq(&fx), 1);
+    let r = fx.log(None).append(None, "exec", json!({})).unwrap();
+    assert_eq!(r.seq, 4);
+    let kinds: Vec<String> = fx.lines().iter().map(|l| parse(l).kind).collect();
+    assert_eq!(kinds, ["exec", "exec_end", "sandbox_stop", "exec"]);
+    let rep = fx.verify(None);
+    assert!(rep.ok() && rep.notes.is_empty(), "{rep:?}");
+}
+
+#[test]
+fn a_crash_after_pending_records_recovers_only_the_unconfirmed_one() {
+    let fx = Fx::filled("after-crash", 1, None);
+    let log = fx.log(None);
+    let two = log.append_after(None, "exec_end", json!({})).unwrap();
+    std::mem::forget(log);
+    // Killed after the fsync of a durable record 3, before the head moved.
+    let three = Record::new(3, two.ts.clone(), None, "exec", json!({"argv": ["x"]}), &two.hash).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&fx.paths.audit).unwrap();
+    f.write_all(three.to_line().unwrap().as_bytes()).unwrap();
+    drop(f);
+    let rep = fx.verify(None);
+    assert!(rep.ok(), "{rep:?}");
+    assert!(rep.notes.iter().any(|n| n.contains("record seq 2 is written after its effect")), "{rep:?}");
+    assert!(rep.notes.iter().any(|n| n.contains("record seq 3 is unconfirmed")), "{rep:?}");
+    assert_eq!(fx.log(None).append(None, "exec", json!({})).unwrap().seq, 5);
+    let four = parse(&fx.lines()[3]);
+    assert_eq!((four.kind.as_str(), &four.data["unconfirmed_seq"]), ("recovered", &json!(3)));
+    let rep = fx.verify(None);
+    assert!(rep.ok() && rep.notes.is_empty(), "{rep:?}");
+}
+
+#[test]
+fn an_after_record_past_an_unconfirmed_one_is_no_crash() {
+    let fx = Fx::filled("after-forged", 1, None);
+    let one = parse(&fx.lines()[0]);
+    let two = Record::new(2, one.ts.clone(), None, "exec", json!({}), &one.hash).unwrap();
+    let three = Record::new(3, one.ts.clone(), None, "exec_end", json!({ AFTER_KEY: true }), &two.hash).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&fx.paths.audit).unwrap();
+    f.write_all(format!("{}{}", two.to_line().unwrap(), three.to_line().unwrap()).as_bytes()).unwrap();
+    drop(f);
+    let p = fx.problem(None);
+    assert_eq!((p.line, p.seq), (Some(3), Some(3)), "{p}");
+    assert!(p.what.contains("behind the store's back"), "{p}");
+    let err = fx.log(None).append_after(None, "exec_end", json!({})).unwrap_err();
+    assert!(err.to_string().contains("behind the store's back"), "{err}");
+}
+
+#[test]
+fn durable_appends_may_not_claim_to_be_after_records() {
+    let fx = Fx::new("after-reserved");
+    let err = fx.log(None).append(None, "exec", json!({ AFTER_KEY: true })).unwrap_err();
+    assert!(matches!(err, AuditError::Format(_)), "{err}");
+    assert!(matches!(fx.log(None).append_after(None, "exec_end", json!("text")), Err(AuditError::Format(_))));
+    assert_eq!(fx.lines().len(), 0);
+}
+
+#[test]
+fn many_after_records_confirm_themselves() {
+    let fx = Fx::filled("after-many", 1, None);
+    let log = fx.log(None);
+    for _ in 0..MAX_PENDING {
+        log.append_after(None, "tick", json!({})).unwrap();
+    }
+    assert_eq!(head_seq(&fx), 1 + MAX_PENDING, "the 64th pending record confirms them all");
+    std::mem::forget(log);
+}
+
+#[test]
+fn signed_heads_cover_confirmed_after_records() {
+    let fx = Fx::new("after-signed");
+    let key = SigningKey::for_test(3);
+    let log = fx.log(Some(key.clone()));
+    log.append(None, "exec", json!({})).unwrap();
+    log.append_after(None, "exec_end", json!({})).unwrap();
+    log.flush().unwrap();
+    let rep = fx.verify(Some(&key));
+    assert!(rep.ok() && rep.signed && rep.notes.is_empty() && rep.lines == 2, "{rep:?}");
+}

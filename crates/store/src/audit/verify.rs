@@ -1,7 +1,7 @@
 //! `verify`: recompute the chain from the first record and compare its end
 //! with the head in the store (and the head's signature with the key).
 
-use super::{lock_file, log_name, AuditError, AuditHead, Record, SigningKey, GENESIS};
+use super::{lock_file, log_name, AuditError, AuditHead, PastHead, Record, SigningKey, GENESIS};
 use crate::Store;
 use nix::fcntl::FlockArg;
 use std::fs::File;
@@ -89,6 +89,7 @@ pub fn verify(log: &Path, store: &Store, key: Option<&SigningKey>) -> Result<Rep
     let mut hash_at_head: Option<String> = None;
     let mut prev_hash = GENESIS.to_string();
     let mut torn = 0usize;
+    let mut past = PastHead::default();
     let mut ordinary_after = None;
     if let Some(f) = file {
         let mut r = std::io::BufReader::with_capacity(64 * 1024, f.take(size));
@@ -108,7 +109,7 @@ pub fn verify(log: &Path, store: &Store, key: Option<&SigningKey>) -> Result<Rep
                 Ok(rec) => {
                     rep.lines = line_no;
                     let h_seq = head.as_ref().map_or(0, |h| h.seq);
-                    if ordinary_after.is_none() && rec.seq > h_seq + 1 && rec.kind != "recovered" {
+                    if ordinary_after.is_none() && rec.seq > h_seq && past.see(&rec).is_err() {
                         ordinary_after = Some((line_no, rec.seq));
                     }
                     if head.as_ref().is_some_and(|h| h.seq == rec.seq) {
@@ -124,7 +125,7 @@ pub fn verify(log: &Path, store: &Store, key: Option<&SigningKey>) -> Result<Rep
             }
         }
     }
-    check_end(&mut rep, hash_at_head, torn, ordinary_after);
+    check_end(&mut rep, hash_at_head, torn, ordinary_after, &past);
     if rep.problem.is_none() {
         check_signature(&mut rep, &name, key);
     }
@@ -158,9 +159,15 @@ fn check_line(line: &[u8], expect: u64, prev: &str) -> Result<Record, (Option<u6
 }
 
 /// The chain's end against the head in the store. `ordinary_after`: the
-/// first record (line, seq) past the head's successor that is not a
-/// `recovered` record, i.e. one no crash can explain.
-fn check_end(rep: &mut Report, hash_at_head: Option<String>, torn: usize, ordinary_after: Option<(u64, u64)>) {
+/// first record (line, seq) past the head that neither a pending
+/// after-record nor a crash explains; `past`: what the records past the head are.
+fn check_end(
+    rep: &mut Report,
+    hash_at_head: Option<String>,
+    torn: usize,
+    ordinary_after: Option<(u64, u64)>,
+    past: &PastHead,
+) {
     let h_seq = rep.head.as_ref().map_or(0, |h| h.seq);
     let problem = |line: Option<u64>, seq: Option<u64>, what: String| Some(Problem { line, seq, what });
     match (rep.last.clone(), rep.head.clone()) {
@@ -214,13 +221,23 @@ fn check_end(rep: &mut Report, hash_at_head: Option<String>, torn: usize, ordina
                 );
             }
             (None, _) => {
-                let which = match s == h_seq + 1 {
-                    true => format!("record seq {s} is"),
-                    false => format!("records seq {}..={s} are", h_seq + 1),
+                let which = |(a, b): (u64, u64), one: &str, many: &str| match a == b {
+                    true => format!("record seq {a} {one}"),
+                    false => format!("records seq {a}..={b} {many}"),
                 };
-                rep.notes.push(format!(
-                    "{which} unconfirmed: a writer died before the store's head moved (their effects did not happen; the next append records this)"
-                ));
+                if let Some(p) = past.pending {
+                    rep.notes.push(format!(
+                        "{} written after {} effects, not yet confirmed by the store's head (the next append does; until then they are not covered by it)",
+                        which(p, "is", "are"),
+                        if p.0 == p.1 { "its" } else { "their" }
+                    ));
+                }
+                if let Some(u) = past.unconfirmed {
+                    rep.notes.push(format!(
+                        "{} unconfirmed: a writer died before the store's head moved (their effects did not happen; the next append records this)",
+                        which(u, "is", "are")
+                    ));
+                }
             }
         },
         (Some(_), _) => {}

@@ -1,6 +1,7 @@
 //! `plan()` tests: each compares a whole [`Plan`].
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::*;
+use clawcage_policy::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! Tests of parsing, error locations, profiles and `to_toml` round trips.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::*;
+use clawcage_policy::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
