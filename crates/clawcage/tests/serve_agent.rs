@@ -7,6 +7,7 @@
 
 mod agent_common;
 mod common;
+mod egress_support;
 
 use clawcage_agent::testing::*;
 use serde_json::{json, Value};
@@ -585,4 +586,40 @@ fn the_group_memory_is_read_into_the_prompt_and_updated_by_the_agent() {
     assert_eq!(updates.len(), 1, "{updates:?}");
     assert_eq!(updates[0]["data"]["sha256"], clawcage_store::sha256_hex(text.as_bytes()));
     assert_eq!(updates[0]["task"], first["task"]["id"]);
+}
+
+#[test]
+fn a_served_group_reaches_its_allowed_hosts_through_the_egress_proxy_and_no_others() {
+    let web = egress_support::Origin::start(egress_support::OriginOpts::http("web"));
+    let s = Serve::new("egress", 1);
+    let policy = format!(
+        "extends = \"default\"\n[network]\nallow = [\"web.test:{p}\"]\nallow_ips = [\"127.0.0.1\"]\n\
+         [network.hosts]\n\"web.test\" = \"127.0.0.1\"\n\"other.test\" = \"127.0.0.1\"\n",
+        p = web.port
+    );
+    std::fs::write(s.root.join("policy.toml"), policy).unwrap();
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool("n1", "fetch_url", json!({"url": format!("http://web.test:{}/served", web.port)}))]),
+            steps(vec![tool(
+                "n2",
+                "bash",
+                json!({"command": format!("curl -sS -w ' %{{http_code}}' http://other.test:{}/x", web.port)}),
+            )]),
+            steps(vec![text("fetched")]),
+        ],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let task = run_task(&s, "fetch");
+    assert_eq!(task["task"]["status"], "succeeded", "{task}");
+    let sent = model.requests();
+    let result = |n: usize| sent[n].body["messages"].as_array().unwrap().last().unwrap().to_string();
+    assert!(result(1).contains("origin=web path=/served"), "{}", result(1));
+    assert!(result(2).contains("403") && result(2).contains("other.test"), "{}", result(2));
+    assert_eq!(web.requests().len(), 1, "an unlisted host reached the origin");
+    assert_eq!(terminate(serve), 0);
+    let log = std::fs::read_to_string(s.state.join("audit.jsonl")).unwrap();
+    assert!(log.contains("\"host\":\"other.test\"") && log.contains("\"decision\":\"deny\""), "{log}");
 }
