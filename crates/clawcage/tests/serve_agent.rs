@@ -623,3 +623,42 @@ fn a_served_group_reaches_its_allowed_hosts_through_the_egress_proxy_and_no_othe
     let log = std::fs::read_to_string(s.state.join("audit.jsonl")).unwrap();
     assert!(log.contains("\"host\":\"other.test\"") && log.contains("\"decision\":\"deny\""), "{log}");
 }
+
+#[test]
+fn sigterm_stops_a_running_tasks_sandbox_and_records_it_cancelled() {
+    let s = Serve::new("sigterm", 1);
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![steps(vec![tool("b1", "bash", json!({"command": "sleep 600"}))]), steps(vec![text("never")])],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let pid = serve.id();
+    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": "wait"})));
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    let helpers = wait_until("the command to run in its sandbox", Duration::from_secs(60), || {
+        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
+        let running = t["tool_calls"].as_array().is_some_and(|c| c.len() == 1) && !helpers_of(pid).is_empty();
+        running.then(|| helpers_of(pid))
+    });
+    assert_eq!(terminate(serve), 0);
+    for p in &helpers {
+        assert!(!common::alive(*p), "helper {p} outlived the shutdown");
+        // A killed helper's cgroups are removed by its watcher process, just after.
+        wait_until("the killed helper's cgroups to be removed", Duration::from_secs(20), || {
+            common::cgroup_leftovers(*p).is_empty().then_some(())
+        });
+    }
+    let records = audit(&s.state);
+    let of_task: Vec<&str> =
+        records.iter().filter(|r| r["task"] == id.as_str()).map(|r| r["kind"].as_str().unwrap()).collect();
+    assert!(of_task.contains(&"sandbox_stop"), "{of_task:?}");
+    assert_eq!(model.requests().len(), 1, "the model was asked again after the shutdown");
+    // After a restart the task stays cancelled: it is not run again.
+    let serve = s.spawn(&model);
+    let t = json_of(&s.url, &format!("/api/tasks/{id}"));
+    assert_eq!(t["task"]["status"], "cancelled", "{t}");
+    assert_eq!(terminate(serve), 0);
+    assert_eq!(model.requests().len(), 1);
+}
