@@ -193,8 +193,8 @@ pub fn add_now(
 
 /// Create a validated schedule and its `schedule_created` record (`by`:
 /// who, merged into the record; `task`: the task that asked, for the
-/// agent's tool). `clawcage schedule add` and the agent's `schedule` tool
-/// both come through here. If the record cannot be made durable the
+/// agent's tool). The API, `clawcage schedule add` and the agent's
+/// `schedule` tool all come through here. If the record cannot be made durable the
 /// schedule is deleted again: none fires without its record.
 pub fn create_audited(
     store: &clawcage_store::Store,
