@@ -85,10 +85,10 @@ impl Turn {
 /// A tool as offered to the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolSpec {
-    /// Name.
-    pub name: &'static str,
+    /// Name (the built-in tools' are literals; MCP tools' are made at run time).
+    pub name: std::borrow::Cow<'static, str>,
     /// What it does, for the model.
-    pub description: &'static str,
+    pub description: std::borrow::Cow<'static, str>,
     /// JSON Schema of its arguments.
     pub input_schema: Value,
 }

@@ -78,7 +78,7 @@ pub fn cancellation() -> (Canceller, watch::Receiver<bool>) {
     (Canceller(Arc::new(tx)), rx)
 }
 
-async fn cancelled(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn cancelled(rx: &mut watch::Receiver<bool>) {
     if rx.wait_for(|c| *c).await.is_err() {
         // The sender is gone: nobody can cancel any more.
         std::future::pending::<()>().await;
@@ -110,6 +110,15 @@ impl SandboxHandle {
         })
         .await;
         joined.unwrap_or_else(|e| Err(HelperError::Gone(format!("exec task: {e}"))))
+    }
+
+    /// Start a background command (an MCP server) in the sandbox.
+    pub fn spawn_background(&self, spec: &ExecSpec) -> Result<clawcage_sandbox::helper::Background, HelperError> {
+        let mut guard = self.client.lock().map_err(|_| HelperError::Gone("client lock poisoned".into()))?;
+        match guard.as_mut() {
+            Some(c) => c.spawn_background(spec),
+            None => Err(HelperError::Gone("the sandbox is stopped".into())),
+        }
     }
 
     /// Kill the helper at once (SIGKILL), and with it every sandbox process.
@@ -172,21 +181,23 @@ pub struct Session<'a> {
     pub network: bool,
     /// Commands run in this sandbox so far (numbers the exec records).
     pub execs: u64,
+    /// Skills and MCP servers.
+    pub extras: crate::extras::Extras,
     /// Tools answered on the host (the server's), offered beside the sandbox's.
     pub host_tools: Option<Arc<dyn HostTools>>,
 }
 
 /// A tool call's result for the model and the record.
-struct ToolResult {
-    content: String,
-    is_error: bool,
-    summary: String,
-    exit_status: Option<i32>,
-    output_bytes: u64,
+pub(crate) struct ToolResult {
+    pub(crate) content: String,
+    pub(crate) is_error: bool,
+    pub(crate) summary: String,
+    pub(crate) exit_status: Option<i32>,
+    pub(crate) output_bytes: u64,
 }
 
 impl ToolResult {
-    fn error(tool: &str, why: &str) -> ToolResult {
+    pub(crate) fn error(tool: &str, why: &str) -> ToolResult {
         ToolResult {
             content: tools::frame(tool, "error", why),
             is_error: true,
@@ -197,7 +208,7 @@ impl ToolResult {
     }
 }
 
-fn first_line(s: &str) -> String {
+pub(crate) fn first_line(s: &str) -> String {
     let l = s.lines().next().unwrap_or("");
     let mut out: String = l.chars().take(100).collect();
     if l.chars().count() > 100 || s.lines().nth(1).is_some() {
@@ -207,7 +218,7 @@ fn first_line(s: &str) -> String {
 }
 
 /// Why a command did not give a result.
-enum ExecFail {
+pub(crate) enum ExecFail {
     Cancelled,
     WallTime,
     /// The sandbox or the audit log failed: the run cannot go on.
@@ -233,6 +244,7 @@ impl Session<'_> {
     pub async fn run(&mut self, ui: &mut dyn Ui, mut cancel: watch::Receiver<bool>) -> Result<Ending, RunError> {
         let deadline = tokio::time::Instant::now() + self.limits.wall;
         let mut specs = tools::specs();
+        specs.extend(self.extras.specs());
         if let Some(h) = &self.host_tools {
             specs.extend(h.specs());
         }
@@ -264,16 +276,13 @@ impl Session<'_> {
             tokens = tokens.saturating_add(resp.usage.input).saturating_add(resp.usage.output);
             let cfg = self.provider.config();
             let cost = price::cost_micro_usd(&cfg.provider, &cfg.model, resp.usage.input, resp.usage.output);
-            self.store.add_usage(
-                &self.task,
-                Usage {
-                    input_tokens: resp.usage.input,
-                    output_tokens: resp.usage.output,
-                    cost_micro_usd: cost.unwrap_or(0),
-                },
-            )?;
+            let usage = Usage {
+                input_tokens: resp.usage.input,
+                output_tokens: resp.usage.output,
+                cost_micro_usd: cost.unwrap_or(0),
+            };
             let assistant = Turn { role: Speaker::Assistant, content: resp.content.clone() };
-            self.store.append_message(&self.task, Role::Assistant, &turn_json(&assistant))?;
+            self.store.add_reply(&self.task, usage, Role::Assistant, &turn_json(&assistant))?;
             self.turns.push(assistant);
 
             let calls: Vec<(String, String, Value, Option<String>)> = resp
@@ -346,7 +355,11 @@ impl Session<'_> {
         }
         let parsed = match invalid {
             Some(why) => Err(format!("malformed tool call: {why}")),
-            None => tools::parse(name, input).map_err(|e| format!("malformed tool call: {e}")),
+            None => match self.extras.parse(name, input) {
+                Some(extra) => extra.map(Call::Extra),
+                None => tools::parse(name, input),
+            }
+            .map_err(|e| format!("malformed tool call: {e}")),
         };
         let what = parsed.as_ref().map(tools::describe).unwrap_or_default();
         ui.tool_start(name, &what);
@@ -363,7 +376,12 @@ impl Session<'_> {
             Err(why) => ToolResult::error(name, &why),
             Ok(call) => {
                 let req = self.gate_request(id, name, input, &call);
-                match self.gate.check(&req).await {
+                // The active skill's `tools` need comes before the gate.
+                let verdict = match self.extras.allowed(name) {
+                    Ok(()) => self.gate.check(&req).await,
+                    Err(why) => Verdict::Deny(why),
+                };
+                match verdict {
                     Verdict::Deny(reason) => {
                         self.sink
                             .append(
@@ -486,6 +504,9 @@ impl Session<'_> {
         cancel: &mut watch::Receiver<bool>,
         deadline: tokio::time::Instant,
     ) -> Result<ToolResult, ExecFail> {
+        if let Call::Extra(x) = call {
+            return self.perform_extra(tool, x, cancel, deadline).await;
+        }
         let (argv, limit) = tools::argv(call);
         let stdin = match call {
             Call::WriteFile { content, .. } => content.clone().into_bytes(),
@@ -637,7 +658,7 @@ impl Session<'_> {
 /// output in memory).
 pub const DEFAULT_OUTPUT_LIMIT: u64 = 10 * 1024 * 1024;
 
-fn ms(since: Instant) -> u64 {
+pub(crate) fn ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -650,7 +671,7 @@ fn describe_provider_error(e: &ProviderError) -> String {
 }
 
 /// How an outcome reads to the model and the person.
-fn outcome_text(o: &Outcome, timeout: Duration) -> String {
+pub(crate) fn outcome_text(o: &Outcome, timeout: Duration) -> String {
     match o {
         Outcome::Exited(c) => format!("exit status {c}"),
         Outcome::Signaled(s) => format!("killed by signal {s}"),

@@ -56,6 +56,8 @@ pub struct AgentOptions {
     pub gate: Option<Arc<dyn ToolGate>>,
     /// Retry policy override (tests shorten it).
     pub retry: Option<RetryPolicy>,
+    /// `[mcp.NAME]` servers to start inside the sandbox (`--mcp FILE`).
+    pub mcp: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -149,9 +151,36 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
     }
     let provider = Provider::new(cfg).map_err(|e| AgentError::Input(e.to_string()))?;
 
-    let Planned { plan, policy_hash, system } = plan_task(&opts.policy, &workspace, &opts.host_home, &opts.env);
+    let Planned { mut plan, policy_hash, mut system } = plan_task(&opts.policy, &workspace, &opts.host_home, &opts.env);
     if let (Some(t), true) = (&resumed, plan.direct_changes) {
         held_changes_block_direct(&paths, &t.id)?;
+    }
+    let mcp_config = match &opts.mcp {
+        Some(f) => crate::mcp::load_config(f).map_err(AgentError::Input)?,
+        None => Default::default(),
+    };
+    // The approved skills, verified and copied for this task, mounted
+    // read-only at /skills/NAME; a changed one is refused.
+    let approved = crate::skills::approved(&store).map_err(state("store"))?;
+    let skills = (!approved.is_empty()).then(|| {
+        let host = crate::skills::SkillHost {
+            policy: opts.policy.clone(),
+            policy_name: opts
+                .policy_file
+                .as_ref()
+                .map_or("the built-in default policy".into(), |p| p.display().to_string()),
+            workspace: workspace.clone(),
+            host_home: opts.host_home.clone(),
+            env: opts.env.clone(),
+            helper: opts.helper.clone(),
+            state_dir: paths.dir.clone(),
+            held: !plan.direct_changes,
+        };
+        crate::skills::TaskSkills::prepare(&paths.dir.join("skills"), &approved, &std::env::temp_dir(), host)
+    });
+    if let Some(s) = &skills {
+        system.push_str(&s.prompt_section());
+        plan.mounts.extend(s.mounts());
     }
 
     // The task row and the conversation so far.
@@ -216,9 +245,18 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         fail(format!("audit log: {e}"));
         return Err(AgentError::State(format!("audit log: {e}")));
     }
+    if let Some(s) = &skills {
+        if let Err(e) = record_skills(&sink, s, ui) {
+            fail(format!("audit log: {e}"));
+            return Err(AgentError::State(format!("audit log: {e}")));
+        }
+    }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread drives the loop: the model stream, the signals and the
+    // waits for the sandbox (its blocking calls go to the blocking pool).
+    // Nothing here computes in parallel, and every hand-off between worker
+    // threads was a wake-up per streamed chunk and per tool call.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| AgentError::State(format!("tokio runtime: {e}")))?;
@@ -252,6 +290,8 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         sink: sink.clone(),
         gate,
         host_tools: None,
+        skills,
+        mcp: &mcp_config,
         limits: opts.limits,
         helper: &opts.helper,
         resumed: resumed.is_some(),
@@ -335,6 +375,11 @@ pub struct Existing<'a> {
     pub gate: Arc<dyn ToolGate>,
     /// Tools answered on the host, if the caller offers any.
     pub host_tools: Option<Arc<dyn HostTools>>,
+    /// The task's skills, prepared (their mounts already in `plan`, their
+    /// prompt section in `system`, recorded with [`record_skills`]).
+    pub skills: Option<crate::skills::TaskSkills>,
+    /// MCP servers to start inside the sandbox.
+    pub mcp: &'a BTreeMap<String, clawcage_mcp::config::Server>,
     /// Limits of this run.
     pub limits: Limits,
     /// The sandbox helper.
@@ -346,8 +391,8 @@ pub struct Existing<'a> {
 /// Run an existing task (see [`Existing`]) on `rt` until the model is done,
 /// a limit hits or `cancel` fires: review layers, the sandbox helper (from
 /// this thread: the sandbox dies with it) with its egress proxy,
-/// `sandbox_start`, the loop, the stop, `sandbox_stop`, and the held
-/// changes (`file_changes`). The task's status is the caller's.
+/// `sandbox_start`, its MCP servers, the loop, the stop, `sandbox_stop`,
+/// and the held changes (`file_changes`). The task's status is the caller's.
 pub fn run_existing(
     x: Existing<'_>,
     rt: &tokio::runtime::Runtime,
@@ -389,6 +434,16 @@ pub fn run_existing(
         let _ = sandbox.stop();
         return Err(AgentError::State(format!("audit log: {e}")));
     }
+    let policy_timeout = plan.limits.timeout_ms.map(std::time::Duration::from_millis);
+    let mcp = match start_mcp(&x.sink, &sandbox, x.mcp, &plan.env, &x.workspace, policy_timeout) {
+        Ok(m) => m,
+        Err(e) => {
+            sandbox.kill();
+            let _ = sandbox.stop();
+            let _ = x.sink.record(&Event::SandboxStop { sandbox: task.clone() });
+            return Err(AgentError::Sandbox(e));
+        }
+    };
 
     let mut session = Session {
         task: task.clone(),
@@ -401,10 +456,14 @@ pub fn run_existing(
         system: x.system,
         turns: x.turns,
         workspace: x.workspace.clone(),
-        policy_timeout: plan.limits.timeout_ms.map(std::time::Duration::from_millis),
+        policy_timeout,
         output_limit: plan.limits.output,
         network: !x.policy.network.allow.is_empty(),
         execs: 0,
+        extras: crate::extras::Extras {
+            skills: x.skills.map(|s| Arc::new(std::sync::Mutex::new(s))),
+            mcp: Arc::new(mcp),
+        },
         host_tools: x.host_tools,
     };
     let result = rt.block_on(session.run(ui, cancel));
@@ -423,6 +482,43 @@ pub fn run_existing(
         report_held(&x.sink, h, &task, ui);
     }
     Ok(ending)
+}
+
+/// Audit which skills the task offers and which it refused (and say so).
+pub fn record_skills(
+    sink: &AuditSink,
+    skills: &crate::skills::TaskSkills,
+    ui: &mut dyn Ui,
+) -> Result<(), clawcage_policy::SinkError> {
+    for (name, why) in skills.refused() {
+        ui.notice(&format!("skill {name} refused: {why}"));
+        sink.append("skill_refused", json!({ "name": name, "reason": why }))?;
+    }
+    let offered: Vec<_> = skills.usable().into_iter().map(|(n, h)| json!({ "name": n, "hash": h })).collect();
+    sink.append("skills_offered", json!({ "skills": offered }))
+}
+
+/// Start the configured MCP servers inside the task's sandbox; each start
+/// is audited before it happens. Blocking.
+pub fn start_mcp(
+    sink: &AuditSink,
+    sandbox: &SandboxHandle,
+    config: &BTreeMap<String, clawcage_mcp::config::Server>,
+    env: &[(String, String)],
+    workspace: &std::path::Path,
+    policy_timeout: Option<std::time::Duration>,
+) -> Result<crate::mcp::McpServers, String> {
+    for (name, server) in config {
+        sink.append("mcp_start", json!({ "server": name, "command": server.command }))
+            .map_err(|e| format!("audit log: {e}"))?;
+    }
+    let servers =
+        crate::mcp::McpServers::start(sandbox, config, env, workspace, crate::extras::mcp_timeout(policy_timeout))?;
+    for s in servers.servers() {
+        let tools: Vec<&str> = s.tools.iter().map(|t| t.name.as_str()).collect();
+        sink.append("mcp_ready", json!({ "server": s.name, "tools": tools })).map_err(|e| format!("audit log: {e}"))?;
+    }
+    Ok(servers)
 }
 
 /// The review directory of `task`: created for a new task, opened again on

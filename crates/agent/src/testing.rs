@@ -121,6 +121,9 @@ struct Shared {
     /// After the script: answer every further request with this one.
     repeat: Option<Reply>,
     next: usize,
+    /// Whether requests are kept (the benchmark's fake keeps none: parsing
+    /// every growing conversation is the fake's cost, not the agent's).
+    record: bool,
     requests: Vec<Recorded>,
 }
 
@@ -141,10 +144,19 @@ impl FakeServer {
 
     /// Like [`FakeServer::start`], answering every request past the script with `repeat`.
     pub fn start_with(wire: FakeWire, script: Vec<Reply>, repeat: Option<Reply>) -> std::io::Result<FakeServer> {
+        FakeServer::serve(wire, script, repeat, true)
+    }
+
+    /// Like [`FakeServer::start`], keeping no requests ([`FakeServer::requests`] stays empty).
+    pub fn start_unrecorded(wire: FakeWire, script: Vec<Reply>) -> std::io::Result<FakeServer> {
+        FakeServer::serve(wire, script, None, false)
+    }
+
+    fn serve(wire: FakeWire, script: Vec<Reply>, repeat: Option<Reply>, record: bool) -> std::io::Result<FakeServer> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Mutex::new(Shared { script, repeat, next: 0, requests: Vec::new() }));
+        let shared = Arc::new(Mutex::new(Shared { script, repeat, next: 0, record, requests: Vec::new() }));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let sh = shared.clone();
         let thread = std::thread::Builder::new().name("fake-model".into()).spawn(move || {
@@ -212,10 +224,13 @@ async fn handle(
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let record = shared.lock().map(|s| s.record).unwrap_or(true);
+    let body: Value = if record { serde_json::from_slice(&bytes).unwrap_or(Value::Null) } else { Value::Null };
     let reply = {
         let Ok(mut s) = shared.lock() else { return Ok(plain(500, &[], "poisoned".into())) };
-        s.requests.push(Recorded { path: path.clone(), headers, body });
+        if record {
+            s.requests.push(Recorded { path: path.clone(), headers, body });
+        }
         let r = s.script.get(s.next).cloned().or_else(|| s.repeat.clone());
         s.next += 1;
         r

@@ -24,8 +24,8 @@ pub fn specs() -> Vec<ToolSpec> {
     let obj = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required});
     vec![
         ToolSpec {
-            name: "bash",
-            description: "Run a bash command in the sandbox, in the workspace directory. Returns stdout, stderr and the exit status.",
+            name: "bash".into(),
+            description: "Run a bash command in the sandbox, in the workspace directory. Returns stdout, stderr and the exit status.".into(),
             input_schema: obj(
                 json!({
                     "command": {"type": "string", "description": "The command line."},
@@ -35,8 +35,8 @@ pub fn specs() -> Vec<ToolSpec> {
             ),
         },
         ToolSpec {
-            name: "read_file",
-            description: "Read a text file (path relative to the workspace). Optionally a range of lines.",
+            name: "read_file".into(),
+            description: "Read a text file (path relative to the workspace). Optionally a range of lines.".into(),
             input_schema: obj(
                 json!({
                     "path": {"type": "string"},
@@ -47,26 +47,26 @@ pub fn specs() -> Vec<ToolSpec> {
             ),
         },
         ToolSpec {
-            name: "write_file",
-            description: "Create or overwrite a file with the given content (parent directories are created).",
+            name: "write_file".into(),
+            description: "Create or overwrite a file with the given content (parent directories are created).".into(),
             input_schema: obj(json!({"path": {"type": "string"}, "content": {"type": "string"}}), &["path", "content"]),
         },
         ToolSpec {
-            name: "edit_file",
-            description: "Replace old_text with new_text in a file. old_text must occur exactly once; include enough context to make it unique.",
+            name: "edit_file".into(),
+            description: "Replace old_text with new_text in a file. old_text must occur exactly once; include enough context to make it unique.".into(),
             input_schema: obj(
                 json!({"path": {"type": "string"}, "old_text": {"type": "string"}, "new_text": {"type": "string"}}),
                 &["path", "old_text", "new_text"],
             ),
         },
         ToolSpec {
-            name: "list_files",
-            description: "List files and directories under a path (default: the workspace), to a depth (default 2). .git is skipped.",
+            name: "list_files".into(),
+            description: "List files and directories under a path (default: the workspace), to a depth (default 2). .git is skipped.".into(),
             input_schema: obj(json!({"path": {"type": "string"}, "depth": {"type": "integer"}}), &[]),
         },
         ToolSpec {
-            name: "grep",
-            description: "Search files for a regular expression (extended syntax), recursively. Returns file:line:text.",
+            name: "grep".into(),
+            description: "Search files for a regular expression (extended syntax), recursively. Returns file:line:text.".into(),
             input_schema: obj(
                 json!({
                     "pattern": {"type": "string"},
@@ -78,8 +78,8 @@ pub fn specs() -> Vec<ToolSpec> {
             ),
         },
         ToolSpec {
-            name: "fetch_url",
-            description: "Fetch an http(s) URL through the sandbox's egress proxy (only hosts the policy allows). Returns the body.",
+            name: "fetch_url".into(),
+            description: "Fetch an http(s) URL through the sandbox's egress proxy (only hosts the policy allows). Returns the body.".into(),
             input_schema: obj(json!({"url": {"type": "string"}}), &["url"]),
         },
     ]
@@ -143,6 +143,8 @@ pub enum Call {
         /// http(s) URL.
         url: String,
     },
+    /// A skill or MCP tool ([`crate::extras`]).
+    Extra(crate::extras::ExtraCall),
 }
 
 /// Check a call's name and arguments; the error goes back to the model.
@@ -206,7 +208,7 @@ pub fn parse(name: &str, input: &Value) -> Result<Call, String> {
             Call::FetchUrl { url }
         }
         other => {
-            let names: Vec<&str> = specs().iter().map(|t| t.name).collect();
+            let names: Vec<String> = specs().iter().map(|t| t.name.to_string()).collect();
             return Err(format!("unknown tool {other:?}; the tools are: {}", names.join(", ")));
         }
     })
@@ -273,6 +275,7 @@ pub fn argv(call: &Call) -> (Vec<String>, Duration) {
             a.extend(["-e".to_string(), pattern.clone(), "--".to_string(), arg_path(path)]);
             (a, DEFAULT_TIMEOUT)
         }
+        Call::Extra(x) => (x.argv(), DEFAULT_TIMEOUT),
         Call::FetchUrl { url } => (
             v(&[
                 "curl",
@@ -358,6 +361,7 @@ pub fn describe(call: &Call) -> String {
         Call::ListFiles { path, .. } => one(path),
         Call::Grep { pattern, path, .. } => format!("{} in {}", one(pattern), one(path)),
         Call::FetchUrl { url } => one(url),
+        Call::Extra(x) => x.describe(),
     }
 }
 

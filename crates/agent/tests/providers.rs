@@ -38,8 +38,8 @@ fn provider(spec: &str, server: &FakeServer) -> Provider {
 
 fn tools() -> Vec<ToolSpec> {
     vec![ToolSpec {
-        name: "bash",
-        description: "run a command",
+        name: "bash".into(),
+        description: "run a command".into(),
         input_schema: json!({"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}),
     }]
 }

@@ -10,6 +10,14 @@ use std::process::ExitCode;
 /// Exit status of a cancelled task (as a shell reports SIGINT).
 const EXIT_CANCELLED: u8 = 130;
 
+/// The flags of `agent` that only pass through.
+pub struct AgentFlags {
+    /// `--changes review|direct`.
+    pub changes: Option<String>,
+    /// `--mcp FILE`.
+    pub mcp: Option<PathBuf>,
+}
+
 /// Run `agent`: 0 when the task succeeded, 1 when it failed (a limit, the
 /// model API), 130 when cancelled, 125 when clawcage could not run it.
 pub fn agent(
@@ -18,12 +26,12 @@ pub fn agent(
     model: Option<String>,
     limits: Limits,
     resume: Option<String>,
-    changes: Option<&str>,
+    flags: AgentFlags,
     prompt: String,
 ) -> Result<ExitCode> {
     let policy_file = policy.map(Path::to_path_buf);
     let mut policy = crate::load_policy(policy)?;
-    crate::set_changes(&mut policy, changes)?;
+    crate::set_changes(&mut policy, flags.changes.as_deref())?;
     let program = std::env::current_exe().context("path of the clawcage binary")?;
     let opts = AgentOptions {
         policy,
@@ -38,6 +46,7 @@ pub fn agent(
         host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
         gate: None,
         retry: None,
+        mcp: flags.mcp,
     };
     let mut ui = TerminalUi::new();
     let report = clawcage_agent::task::run(opts, &mut ui)?;

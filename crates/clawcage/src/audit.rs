@@ -3,6 +3,8 @@
 //! keeps (its task row, tool call and audit trail).
 
 use anyhow::{Context as _, Result};
+use clawcage_agent::runner::outcome_name;
+pub use clawcage_approvals::shell_words;
 use clawcage_policy::{Event, EventSink, Policy};
 use clawcage_sandbox::Outcome;
 use clawcage_store::audit::{AuditLog, SigningKey};
@@ -167,26 +169,6 @@ impl RunRecord {
         let _ = self.store.set_task_status(&self.task, TaskStatus::Failed, Some(&format!("{stage}: {why}")));
         err
     }
-}
-
-/// How an outcome is named in `exec_end` records.
-fn outcome_name(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Exited(_) => "exited",
-        Outcome::Signaled(_) => "signaled",
-        Outcome::TimedOut => "timeout",
-        Outcome::MemoryLimit => "memory",
-        Outcome::OutputLimit => "output",
-        Outcome::StartFailed(..) => "start_failed",
-    }
-}
-
-/// `argv` as one line a person can read (and a shell would split back):
-/// words with anything but `[A-Za-z0-9_./=:,+@%-]` are single-quoted.
-pub fn shell_words(argv: &[String]) -> String {
-    let plain = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./=:,+@%-".contains(&b));
-    let quote = |w: &String| if plain(w) { w.clone() } else { format!("'{}'", w.replace('\'', "'\\''")) };
-    argv.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -87,6 +87,9 @@ enum Cmd {
         /// through (default: the policy's `[filesystem] changes`, else review).
         #[arg(long, value_name = "review|direct")]
         changes: Option<String>,
+        /// MCP servers to start inside the task's sandbox: a TOML file of `[mcp.NAME]` tables.
+        #[arg(long, value_name = "FILE")]
+        mcp: Option<PathBuf>,
         /// What to do.
         prompt: String,
     },
@@ -270,13 +273,14 @@ fn main() -> ExitCode {
         Cmd::Diff { task } => review_cmd::diff(&task),
         Cmd::Apply { task } => review_cmd::apply(&task),
         Cmd::Discard { task } => review_cmd::discard(&task),
-        Cmd::Agent { policy, workspace, model, max_turns, max_tokens, max_seconds, resume, changes, prompt } => {
+        Cmd::Agent { policy, workspace, model, max_turns, max_tokens, max_seconds, resume, changes, mcp, prompt } => {
             let limits = clawcage_agent::runner::Limits {
                 max_turns,
                 max_tokens,
                 wall: std::time::Duration::from_secs(max_seconds),
             };
-            agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, changes.as_deref(), prompt)
+            let flags = agent_cmd::AgentFlags { changes, mcp };
+            agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, flags, prompt)
         }
         Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),
         Cmd::Doctor => doctor(),

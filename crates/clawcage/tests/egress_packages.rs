@@ -169,3 +169,198 @@ fn npm_installs_from_a_registry_through_the_proxy() {
     assert!(seen.iter().any(|l| l.starts_with("GET /clawdemo ")), "{seen:?}");
     assert!(seen.iter().any(|l| l.starts_with("GET /tarballs/clawdemo-1.0.0.tgz")), "{seen:?}");
 }
+
+/// A sparse cargo registry under `root` for `https://reg.test:{port}/`:
+/// `index/config.json`, the index file of crate `clawdemo` (1.0.0, with the
+/// sha256 of its .crate), and the .crate itself (a real gzipped tarball).
+fn build_registry(root: &Path, port: u16, auth_required: bool) {
+    let script = format!(
+        r#"
+import hashlib, io, json, os, tarfile
+root = {root:?}
+port = {port}
+os.makedirs(f"{{root}}/index/cl/aw", exist_ok=True)
+os.makedirs(f"{{root}}/dl", exist_ok=True)
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w:gz") as t:
+    for path, data in {{
+        "clawdemo-1.0.0/Cargo.toml": b'[package]\nname = "clawdemo"\nversion = "1.0.0"\nedition = "2021"\n',
+        "clawdemo-1.0.0/src/lib.rs": b'pub const VALUE: &str = "hello-from-cargo";\n',
+    }}.items():
+        info = tarfile.TarInfo(path)
+        info.size = len(data)
+        info.mode = 0o644
+        t.addfile(info, io.BytesIO(data))
+crate = buf.getvalue()
+open(f"{{root}}/dl/clawdemo-1.0.0.crate", "wb").write(crate)
+line = {{"name": "clawdemo", "vers": "1.0.0", "deps": [], "features": {{}}, "yanked": False,
+         "cksum": hashlib.sha256(crate).hexdigest()}}
+open(f"{{root}}/index/cl/aw/clawdemo", "w").write(json.dumps(line) + "\n")
+config = {{"dl": f"https://reg.test:{{port}}/dl/{{{{crate}}}}-{{{{version}}}}.crate"}}
+if {auth}:
+    config["auth-required"] = True
+open(f"{{root}}/index/config.json", "w").write(json.dumps(config))
+"#,
+        root = root.display().to_string(),
+        auth = if auth_required { "True" } else { "False" },
+    );
+    let st = Command::new("python3").arg("-c").arg(&script).status().unwrap();
+    assert!(st.success(), "building the test registry failed");
+}
+
+/// The default profile's read-only directories (a `read` list replaces them).
+const SYSTEM_READ: &str = r#""/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc""#;
+
+/// The host's cargo and rustc (cargo runs `rustc -vV` even to resolve),
+/// with the libraries rustc loads, linked into `dir` (`bin/`, `lib/`):
+/// the toolchain lives under /root, which the sandbox cannot enter. Hard
+/// links where the filesystem allows (a copy otherwise); the policy gives
+/// `dir` read-only, so the sandbox cannot change the host's files through them.
+fn link_toolchain(dir: &Path) {
+    let o = Command::new("rustup").args(["which", "cargo"]).output().unwrap();
+    assert!(o.status.success(), "rustup which cargo failed");
+    let cargo = std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    let tc = cargo.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let mut files = vec![tc.join("bin/cargo"), tc.join("bin/rustc")];
+    for e in std::fs::read_dir(tc.join("lib")).unwrap().flatten() {
+        if e.file_type().unwrap().is_file() {
+            files.push(e.path());
+        }
+    }
+    for f in files {
+        let to = dir.join(f.strip_prefix(&tc).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        if std::fs::hard_link(&f, &to).is_err() {
+            std::fs::copy(&f, &to).unwrap();
+        }
+    }
+}
+
+#[test]
+fn cargo_fetches_a_crate_from_an_https_sparse_registry_through_the_proxy() {
+    let ws = TempDir::new("egress-cargo");
+    let tools = TempDir::new("egress-cargo-toolchain");
+    link_toolchain(tools.path());
+    let tc = tools.path().display();
+    let ca = TestCa::new();
+    ws.write("registry-ca.pem", &ca.pem);
+    let dir = TempDir::new("egress-cargo-served");
+    let mut o = OriginOpts::https("reg", &ca, &["reg.test"]);
+    o.root = Some(dir.path().to_path_buf());
+    let reg = Origin::start(o);
+    let p = reg.port;
+    build_registry(dir.path(), p, false);
+    ws.write(
+        "app/Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nclawdemo = \"1\"\n",
+    );
+    ws.write("app/src/main.rs", "fn main() { println!(\"{}\", clawdemo::VALUE); }\n");
+    // crates.io replaced by the fake registry, as a company mirror is; its
+    // CA named for cargo (the sandbox's bundle holds only the host's roots
+    // and clawcage's).
+    ws.write(
+        "cargo-home/config.toml",
+        &format!(
+            "[source.crates-io]\nreplace-with = \"fake\"\n[source.fake]\nregistry = \"sparse+https://reg.test:{p}/index/\"\n"
+        ),
+    );
+    let policy = format!(
+        "[filesystem]\nread = [{SYSTEM_READ}, \"{tc}\"]\n\
+         [network]\nallow = [\"reg.test:{p}\"]\nallow_ips = [\"127.0.0.1\"]\n[network.hosts]\n\"reg.test\" = \"127.0.0.1\"\n"
+    );
+    let env = format!("export PATH={tc}/bin:$PATH CARGO_HOME=$PWD/cargo-home CARGO_HTTP_CAINFO=$PWD/registry-ca.pem CARGO_NET_RETRY=0");
+    let script = format!(
+        "{env}; cd app && cargo generate-lockfile -q && cargo fetch -q && \
+                  grep -A1 'name = \"clawdemo\"' Cargo.lock && \
+                  cat ../cargo-home/registry/src/*/clawdemo-1.0.0/src/lib.rs"
+    );
+    let r = run(&ws, &policy, &script);
+    r.expect_code(0);
+    assert_eq!(
+        r.stdout, "name = \"clawdemo\"\nversion = \"1.0.0\"\npub const VALUE: &str = \"hello-from-cargo\";\n",
+        "{}",
+        r.stderr
+    );
+    let seen = requested(&reg);
+    assert!(seen.iter().any(|l| l.starts_with("GET /index/cl/aw/clawdemo ")), "{seen:?}");
+    assert!(seen.iter().any(|l| l.starts_with("GET /dl/clawdemo-1.0.0.crate ")), "{seen:?}");
+
+    // The registry not listed: cargo gets nowhere, nothing is fetched.
+    let before = seen.len();
+    let closed = format!(
+        "[filesystem]\nread = [{SYSTEM_READ}, \"{tc}\"]\n\
+         [network]\nallow = [\"other.test:{p}\"]\n[network.hosts]\n\"reg.test\" = \"127.0.0.1\"\n"
+    );
+    let script = format!("{env}; rm -rf cargo-home/registry app/Cargo.lock; cd app && cargo generate-lockfile");
+    let r = run(&ws, &closed, &script);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("403"), "{}", r.stderr);
+    assert_eq!(requested(&reg).len(), before, "an unlisted registry was reached");
+}
+
+#[test]
+fn cargo_uses_a_private_registry_whose_token_only_the_proxy_holds() {
+    let ws = TempDir::new("egress-cargo-auth");
+    let tools = TempDir::new("egress-cargo-auth-toolchain");
+    link_toolchain(tools.path());
+    let tc = tools.path().display();
+    let ca = TestCa::new();
+    let ca_file = ws.path().with_extension("registry-ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let real = format!("cio_real_{}", std::process::id());
+    let dir = TempDir::new("egress-cargo-auth-served");
+    std::fs::write(dir.path().join("token"), &real).unwrap();
+    let mut o = OriginOpts::https("reg", &ca, &["reg.test"]);
+    o.root = Some(dir.path().join("srv"));
+    o.secret = Some(real.clone());
+    let reg = Origin::start(o);
+    let p = reg.port;
+    build_registry(&dir.path().join("srv"), p, true);
+    ws.write(
+        "app/Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nclawdemo = \"1\"\n",
+    );
+    ws.write("app/src/main.rs", "fn main() { println!(\"{}\", clawdemo::VALUE); }\n");
+    ws.write(
+        "cargo-home/config.toml",
+        &format!(
+            "[registry]\nglobal-credential-providers = [\"cargo:token\"]\n\
+             [registries.fake]\nindex = \"sparse+https://reg.test:{p}/index/\"\n[source.crates-io]\nreplace-with = \"fake\"\n"
+        ),
+    );
+    // The token is a secret bound to the registry: cargo holds only its
+    // placeholder (in the variable cargo reads), the proxy terminates TLS
+    // with clawcage's CA (which cargo trusts through the sandbox's
+    // CARGO_HTTP_CAINFO, untouched here) and verifies the registry against
+    // the policy's CA.
+    let policy = format!(
+        "[filesystem]\nread = [{SYSTEM_READ}, \"{tc}\"]\n\
+         [network]\nallow = [\"reg.test:{p}\"]\nallow_ips = [\"127.0.0.1\"]\nca = [\"{ca}\"]\n\
+         [network.hosts]\n\"reg.test\" = \"127.0.0.1\"\n\
+         [secrets.registry]\nfrom = \"file:{token}\"\nhosts = [\"reg.test\"]\nheader = \"Authorization: {{}}\"\n\
+         env = \"CARGO_REGISTRIES_FAKE_TOKEN\"\n",
+        ca = ca_file.display(),
+        token = dir.path().join("token").display(),
+    );
+    let script = format!(
+        "export PATH={tc}/bin:$PATH CARGO_HOME=$PWD/cargo-home CARGO_NET_RETRY=0; \
+         cd app && cargo generate-lockfile -q && cargo fetch -q && \
+         cat ../cargo-home/registry/src/*/clawdemo-1.0.0/src/lib.rs && echo \"token=$CARGO_REGISTRIES_FAKE_TOKEN\""
+    );
+    let r = run(&ws, &policy, &script);
+    r.expect_code(0);
+    let (lib, token) = r.stdout.split_once("token=").unwrap_or_default();
+    assert_eq!(lib, "pub const VALUE: &str = \"hello-from-cargo\";\n", "{}", r.stderr);
+    // What cargo held was a placeholder, not the token.
+    assert!(token.trim().len() > 8 && !r.stdout.contains(&real) && !r.stderr.contains(&real), "{}", r.stdout);
+    let seen = reg.requests();
+    let lines: Vec<String> = seen.iter().map(|s| s.head.lines().next().unwrap_or("").to_string()).collect();
+    assert!(lines.iter().any(|l| l.starts_with("GET /index/cl/aw/clawdemo ")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("GET /dl/clawdemo-1.0.0.crate ")), "{lines:?}");
+    for s in &seen {
+        assert_eq!(s.header("authorization"), Some(real.clone()), "{}", s.head);
+    }
+    let log = std::fs::read_to_string(common::state_dir_for(ws.path()).join("audit.jsonl")).unwrap();
+    assert!(log.contains("\"action\":\"injected\""), "{log}");
+    assert!(!log.contains(&real), "the token is in the audit log");
+}

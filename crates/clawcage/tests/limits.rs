@@ -328,3 +328,43 @@ fn killing_the_supervisor_during_a_fork_bomb_leaves_nothing() {
     let ws_path = ws.path().to_string_lossy().into_owned();
     eventually("host mounts left behind", SETTLE, || mounts_mentioning(&[&ws_path, "clawcage"]));
 }
+
+/// Many limited runs at once (every hierarchy gets groups), sharing one
+/// workspace and state directory: all succeed, nothing is left behind, and
+/// their audit records form one valid chain with nothing pending.
+#[test]
+fn concurrent_limited_runs_all_succeed_and_leave_nothing() {
+    const RUNS: usize = 14;
+    let ws = TempDir::new("concurrent-limits");
+    let runs: Vec<_> = (0..RUNS)
+        .map(|i| {
+            let ws = ws.path().to_path_buf();
+            std::thread::spawn(move || {
+                let mark = unique_mark(&format!("concurrent-{i}"));
+                let cmd = marked_command(&ws, Some(ALL_POLICY), &mark, &["/bin/sh", "-c", "echo ok"]);
+                let (run, pid) = run_bounded(cmd, false, HANG);
+                (mark, pid, run)
+            })
+        })
+        .collect();
+    let runs: Vec<_> = runs.into_iter().map(|t| t.join().unwrap()).collect();
+    for (_, pid, run) in &runs {
+        assert_eq!((run.code, run.stdout.as_str()), (0, "ok\n"), "run {pid}: {}", run.stderr);
+    }
+    for (mark, pid, _) in &runs {
+        assert_all_gone(mark, *pid);
+        eventually("the cgroup watcher still alive", SETTLE, || {
+            children_of(*pid).into_iter().filter(|p| alive(*p)).collect::<Vec<_>>()
+        });
+    }
+    let mut verify = std::process::Command::new(bin());
+    verify.env("CLAWCAGE_HOME", state_dir_for(ws.path())).args(["audit", "verify"]);
+    let v = output(&mut verify);
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    assert!(!v.stdout.contains("note:"), "pending or crashed records: {}", v.stdout);
+    let log = std::fs::read_to_string(state_dir_for(ws.path()).join("audit.jsonl")).unwrap();
+    for kind in ["sandbox_start", "exec", "exec_end", "sandbox_stop"] {
+        let n = log.lines().filter(|l| l.contains(&format!("\"kind\":\"{kind}\""))).count();
+        assert_eq!(n, RUNS, "{kind} records");
+    }
+}

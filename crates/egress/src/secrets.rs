@@ -218,11 +218,6 @@ impl SecretTable {
         }
     }
 
-    /// Whether `data` carries any placeholder (for bodies and tunnels).
-    pub fn find_placeholder(&self, data: &[u8]) -> Option<&str> {
-        self.entries.iter().find(|e| contains(data, e.placeholder.as_bytes())).map(|e| e.name.as_str())
-    }
-
     /// (name, placeholder) of every secret not bound to `host`: what must
     /// not appear in anything sent there.
     pub fn foreign(&self, host: &Host) -> Vec<(String, Vec<u8>)> {

@@ -370,8 +370,19 @@ enum Hangup {
 
 /// An HTTPS origin on `addr:port` for `api.test` (leaf from `ca`) that
 /// answers `origin=<addr> auth=<Authorization>` and hangs up after each
-/// response as `hangup` says; counts connections.
+/// response as `hangup` says; counts connections (and, in `heads`, the
+/// requests it read).
 fn tls_origin(addr: &str, port: u16, ca: &clawcage_egress::tls::Ca, hangup: Hangup) -> (u16, Arc<AtomicUsize>) {
+    tls_origin_counting(addr, port, ca, hangup, Arc::default())
+}
+
+fn tls_origin_counting(
+    addr: &str,
+    port: u16,
+    ca: &clawcage_egress::tls::Ca,
+    hangup: Hangup,
+    heads: Arc<AtomicUsize>,
+) -> (u16, Arc<AtomicUsize>) {
     let cfg = ca.server_config("api.test").unwrap();
     let l = TcpListener::bind((addr, port)).unwrap();
     let port = l.local_addr().unwrap().port();
@@ -380,7 +391,7 @@ fn tls_origin(addr: &str, port: u16, ca: &clawcage_egress::tls::Ca, hangup: Hang
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
             h.fetch_add(1, Ordering::SeqCst);
-            let (cfg, name) = (cfg.clone(), name.clone());
+            let (cfg, name, heads) = (cfg.clone(), name.clone(), heads.clone());
             std::thread::spawn(move || {
                 let conn = rustls::ServerConnection::new(cfg).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, s);
@@ -392,6 +403,7 @@ fn tls_origin(addr: &str, port: u16, ca: &clawcage_egress::tls::Ca, hangup: Hang
                         _ => return,
                     }
                 }
+                heads.fetch_add(1, Ordering::SeqCst);
                 if matches!(hangup, Hangup::OnNext) {
                     // Answer this one, then read the next request and hang up.
                     let _ = write!(tls, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -571,4 +583,22 @@ fn a_request_that_meets_a_keep_alive_connection_as_the_host_drops_it_is_sent_aga
     let allows =
         sink.events().into_iter().filter(|e| matches!(e, Event::Network { decision: Decision::Allow, .. })).count();
     assert_eq!(allows, 3, "each connection decided anew");
+}
+
+#[test]
+fn a_secret_bound_host_whose_certificate_no_trusted_ca_signed_gets_no_request() {
+    let dir = scratch("untrusted-mitm");
+    // The policy trusts the CA in origin/; the host presents a leaf of another.
+    let _trusted = clawcage_egress::tls::Ca::load_or_create(&dir.join("origin")).unwrap();
+    let rogue = clawcage_egress::tls::Ca::load_or_create(&dir.join("rogue")).unwrap();
+    let heads = Arc::new(AtomicUsize::new(0));
+    let (port, hits) = tls_origin_counting("127.0.0.1", 0, &rogue, Hangup::Silent, heads.clone());
+    let (proxy, pp, ca, placeholder) = mitm_proxy(&dir, port, None, Arc::new(MemorySink::default()));
+    let mut tls = mitm_client(pp, port, &ca);
+    let (code, body) = mitm_get(&mut tls, port, "/", &placeholder);
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("TLS to api.test") && body.contains("certificate"), "{body}");
+    proxy.shutdown();
+    assert!(hits.load(Ordering::SeqCst) >= 1, "the host was dialled");
+    assert_eq!(heads.load(Ordering::SeqCst), 0, "a request (with the secret) reached an unverified host");
 }

@@ -152,6 +152,11 @@ impl<W: Write> Client<W> {
         Client { server: server.to_string(), input, lines: rx, next_id: 1, timeout }
     }
 
+    /// How long each later request may wait for its answer.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     fn transport(&self, detail: String) -> McpError {
         McpError::Transport { server: self.server.clone(), detail }
     }

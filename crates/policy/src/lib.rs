@@ -17,7 +17,6 @@ pub mod parse;
 pub mod plan;
 mod print;
 pub mod profiles;
-pub mod shell;
 mod values;
 
 pub use error::PolicyError;
@@ -26,8 +25,8 @@ pub use glob::glob_match;
 pub use model::*;
 pub use parse::{load_file, parse_str};
 pub use plan::{
-    plan, Bind, Context, Plan, PlanLimits, PlanNetwork, ReviewLayers, DEFAULT_PATH, PROXY_PORT, SANDBOX_CA_FILE,
-    SANDBOX_HOME, SYSTEM_CA_BUNDLES,
+    plan, Bind, Context, MountAt, Plan, PlanLimits, PlanNetwork, ReviewLayers, DEFAULT_PATH, PROXY_PORT,
+    SANDBOX_CA_FILE, SANDBOX_HOME, SYSTEM_CA_BUNDLES,
 };
 pub use profiles::{builtin, PROFILES};
 

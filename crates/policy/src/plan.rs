@@ -24,6 +24,16 @@ pub struct Context {
     pub default_changes: Changes,
 }
 
+/// A host file or directory shown read-only at another path inside the
+/// sandbox (the task's skills at `/skills/NAME`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountAt {
+    /// Absolute host path.
+    pub src: PathBuf,
+    /// Absolute path inside the sandbox.
+    pub dst: PathBuf,
+}
+
 /// One host path made visible inside the sandbox at the same path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Bind {
@@ -64,6 +74,9 @@ pub struct Plan {
     /// The way out through the egress proxy; `None`: loopback only, no proxy.
     #[serde(default)]
     pub network: Option<PlanNetwork>,
+    /// Read-only mounts at their own paths, set by the caller (not by a policy).
+    #[serde(default)]
+    pub mounts: Vec<MountAt>,
 }
 
 /// The host directory of a workspace overlay (`changes = "review"`): the
@@ -226,6 +239,7 @@ pub fn plan(policy: &Policy, ctx: &Context) -> Plan {
         direct_changes: policy.filesystem.changes.unwrap_or(ctx.default_changes) == Changes::Direct,
         review: None,
         network: network.then_some(PlanNetwork { proxy_port: PROXY_PORT, ca_bundle: None }),
+        mounts: Vec::new(),
     }
 }
 

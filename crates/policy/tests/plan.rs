@@ -76,6 +76,7 @@ fn default_profile() {
         direct_changes: true,
         review: None,
         network: None,
+        mounts: vec![],
     };
     assert_eq!(got, expected);
 }
@@ -160,6 +161,7 @@ allow_missing = ["cgroups", "landlock"]
         direct_changes: false,
         review: None,
         network: Some(PlanNetwork { proxy_port: 3128, ca_bundle: None }),
+        mounts: vec![],
     };
     assert_eq!(got, expected);
 }

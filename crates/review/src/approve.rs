@@ -14,6 +14,7 @@
 //! [`StorePrompter`] waits for someone else to decide the stored request
 //! (the HTTP API, a chat channel, another process).
 
+pub use clawcage_approvals::shell_words;
 use clawcage_policy::approval::Approvals;
 use clawcage_store::audit::AuditLog;
 use clawcage_store::work::{ApprovalKind, ApprovalStatus};
@@ -133,9 +134,9 @@ impl Gate {
     }
 
     /// A command about to run: `argv` (parsed as a reviewer would, see
-    /// [`Approvals::command_match`]) in `cwd`.
+    /// [`clawcage_approvals::command_match`]) in `cwd`.
     pub fn check_command(&self, argv: &[String], cwd: &str) -> Result<Verdict, GateError> {
-        let Some(m) = self.approvals.command_match(argv) else { return Ok(Verdict::NotNeeded) };
+        let Some(m) = clawcage_approvals::command_match(&self.approvals, argv) else { return Ok(Verdict::NotNeeded) };
         let full = shell_words(argv);
         let what = if m.command == full { full.clone() } else { format!("{full}   (runs: {})", m.command) };
         let subject = json!({ "argv": argv, "cwd": cwd, "matched": m.command });
@@ -146,7 +147,7 @@ impl Gate {
     /// changes of an apply or a file tool's write.
     pub fn check_writes(&self, rel: &[String], workspace: &str) -> Result<Verdict, GateError> {
         let hits: Vec<(&String, &str)> =
-            rel.iter().filter_map(|p| self.approvals.write_match(p).map(|g| (p, g))).collect();
+            rel.iter().filter_map(|p| clawcage_approvals::write_match(&self.approvals, p).map(|g| (p, g))).collect();
         let Some((_, first_rule)) = hits.first() else { return Ok(Verdict::NotNeeded) };
         let rule = first_rule.to_string();
         let paths: Vec<&String> = hits.iter().map(|(p, _)| *p).collect();
@@ -276,13 +277,6 @@ impl NetworkAsker {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// `argv` as one line a person can read (and a shell would split back).
-pub fn shell_words(argv: &[String]) -> String {
-    let plain = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./=:,+@%-".contains(&b));
-    let quote = |w: &String| if plain(w) { w.clone() } else { format!("'{}'", w.replace('\'', "'\\''")) };
-    argv.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 /// Waits for a decision made by someone else on the stored request (the

@@ -69,17 +69,19 @@ pub enum MountOp {
     MaskFile(PathBuf),
     /// Re-bind a path inside a writable bind read-only.
     Protect(PathBuf),
-    /// Bind the host file `src` read-only at `dst` (the egress CA bundle);
-    /// a missing parent of `dst` is made in the sandbox's root when no bind
-    /// covers it.
+    /// Bind the host file or directory `src` read-only at `dst` (the egress
+    /// CA bundle, the plan's `mounts`); a missing parent of `dst` is made in
+    /// the sandbox's root when no bind covers it.
     File {
-        /// Host file.
+        /// Host file or directory.
         src: PathBuf,
         /// Path inside the sandbox.
         dst: PathBuf,
         /// Attach a detached copy the supervisor made (host root: init may
         /// not be able to walk to `src`, e.g. through the 0700 state dir).
         tree: bool,
+        /// `src` is a directory.
+        dir: bool,
     },
     /// Hold the workspace's changes (`changes = "review"`): what is mounted
     /// at `path` becomes, read-only, the lower layer of an overlay mounted
@@ -120,6 +122,10 @@ pub enum PlanError {
     /// `changes = "review"` without the task's overlay directories, or the reverse.
     #[error("{0}")]
     Review(&'static str),
+    /// A read-only mount's destination is not a plain absolute path, or it
+    /// lies over or under a path the policy shows.
+    #[error("mount destination {0}: must be a plain absolute path apart from the policy's paths")]
+    Mount(PathBuf),
     /// Glob expansion would walk too much.
     #[error("workspace {0} has more than {MAX_GLOB_WALK} entries: deny/protect globs cannot be expanded safely; list explicit paths instead")]
     TooLarge(PathBuf),
@@ -243,17 +249,37 @@ pub fn resolve(plan: &Plan, tty: bool, idmap_writable: bool) -> Result<Vec<Mount
     // that the sandbox can see (on top of the bind that shows them).
     if let Some(bundle) = plan.network.as_ref().and_then(|n| n.ca_bundle.as_ref()) {
         let src = fs::canonicalize(bundle).map_err(|source| PlanError::Io { path: bundle.clone(), source })?;
-        ops.push(MountOp::File { src: src.clone(), dst: PathBuf::from(clawcage_policy::SANDBOX_CA_FILE), tree: false });
+        ops.push(MountOp::File {
+            src: src.clone(),
+            dst: PathBuf::from(clawcage_policy::SANDBOX_CA_FILE),
+            tree: false,
+            dir: false,
+        });
         for system in clawcage_policy::SYSTEM_CA_BUNDLES {
             let Ok(canon) = fs::canonicalize(system) else { continue };
             let visible = binds.iter().any(|(b, _)| canon.starts_with(b)) && !is_denied(&canon);
             if visible && fs::metadata(&canon).is_ok_and(|m| m.is_file()) {
-                let op = MountOp::File { src: src.clone(), dst: canon, tree: false };
+                let op = MountOp::File { src: src.clone(), dst: canon, tree: false, dir: false };
                 if !ops.contains(&op) {
                     ops.push(op);
                 }
             }
         }
+    }
+    // The caller's read-only mounts, on top like the bundle. A destination
+    // must be a plain absolute path outside everything the policy shows, so
+    // that it can neither cover a bind nor be covered by one.
+    for m in &plan.mounts {
+        let plain = m.dst.is_absolute()
+            && m.dst.components().skip(1).all(|c| matches!(c, std::path::Component::Normal(_)))
+            && m.dst.components().count() > 1;
+        let clash = binds.iter().any(|(b, _)| b.starts_with(&m.dst) || m.dst.starts_with(b));
+        if !plain || clash {
+            return Err(PlanError::Mount(m.dst.clone()));
+        }
+        let src = fs::canonicalize(&m.src).map_err(|source| PlanError::Io { path: m.src.clone(), source })?;
+        let dir = fs::metadata(&src).map_err(|source| PlanError::Io { path: src.clone(), source })?.is_dir();
+        ops.push(MountOp::File { src, dst: m.dst.clone(), tree: false, dir });
     }
     // Parents first: a protect mount made after one below it would hide it.
     protect.sort_by_key(|p| depth(p));
@@ -389,6 +415,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn read_only_mounts_land_at_their_destination_and_never_over_a_policy_path() {
+        let root = std::env::temp_dir().join(format!("clawcage-mountplan-mounts-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("ws")).unwrap();
+        fs::create_dir_all(root.join("skill")).unwrap();
+        let mut plan = Plan {
+            workspace: root.join("ws"),
+            binds: vec![Bind { path: root.join("ws"), writable: true }],
+            deny: vec![],
+            deny_globs: vec![],
+            protect: vec![],
+            protect_globs: vec![],
+            limits: Default::default(),
+            env: vec![],
+            allow_missing: vec![],
+            direct_changes: true,
+            review: None,
+            network: None,
+            mounts: vec![clawcage_policy::MountAt { src: root.join("skill"), dst: "/skills/x".into() }],
+        };
+        let ops = resolve(&plan, false, false).unwrap();
+        let want = MountOp::File {
+            src: fs::canonicalize(root.join("skill")).unwrap(),
+            dst: "/skills/x".into(),
+            tree: false,
+            dir: true,
+        };
+        assert!(ops.contains(&want), "{ops:?}");
+        // Over the workspace, under it, relative, climbing, or the root: refused.
+        for dst in [root.join("ws/sub"), root.clone(), "skills".into(), "/skills/../etc".into(), "/".into()] {
+            plan.mounts[0].dst = dst.clone();
+            assert!(matches!(resolve(&plan, false, false), Err(PlanError::Mount(_))), "{dst:?}");
+        }
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
     fn mountinfo_escapes() {
         assert_eq!(unescape_mountinfo("/a\\040b\\011c"), PathBuf::from("/a b\tc"));
         assert_eq!(unescape_mountinfo("/plain\\x"), PathBuf::from("/plain\\x"));
@@ -430,6 +493,7 @@ mod tests {
             direct_changes: true,
             review: None,
             network: None,
+            mounts: vec![],
         };
         let ops = resolve(&plan, false, false).unwrap();
         let _ = fs::remove_dir_all(&root);
@@ -509,6 +573,7 @@ mod tests {
             direct_changes: false,
             review: None,
             network: None,
+            mounts: vec![],
         };
         let refused = resolve(&plan, false, false);
         assert!(matches!(refused, Err(PlanError::Review(_))), "review without layers must refuse: {refused:?}");

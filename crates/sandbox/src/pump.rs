@@ -186,17 +186,14 @@ pub(crate) fn run<'s>(
             budget.end = Some(End::TimedOut);
             kill_command(ctl, id)?;
         }
-        if let Some(i) = src_idx.filter(|i| ready[*i] && !STDIN_HELD.load(Ordering::SeqCst)) {
-            if let Some(s) = src {
-                match nix::unistd::read(s.as_raw_fd(), &mut buf) {
-                    Ok(0) | Err(_) => src = None,
-                    Ok(n) => {
-                        pending = buf[..n].to_vec();
-                        sent = 0;
-                    }
+        if let Some(s) = src.filter(|_| src_idx.is_some_and(|i| ready[i]) && !STDIN_HELD.load(Ordering::SeqCst)) {
+            match nix::unistd::read(s.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(_) => src = None,
+                Ok(n) => {
+                    pending = buf[..n].to_vec();
+                    sent = 0;
                 }
             }
-            let _ = i;
         }
         if let (Some(i), Some(d)) = (dst_idx, in_dst) {
             if ready[i] {
@@ -218,11 +215,8 @@ pub(crate) fn run<'s>(
                 pump_out(o, &mut sinks, &mut buf, &mut budget)?;
             }
         }
-        if let Some(i) = sig_idx.filter(|i| ready[*i]) {
-            if let Some(s) = signals {
-                forward_signal(s, ctl, id, master.as_ref().map(|m| m.as_raw_fd()))?;
-            }
-            let _ = i;
+        if let Some(s) = signals.filter(|_| sig_idx.is_some_and(|i| ready[i])) {
+            forward_signal(s, ctl, id, master.as_ref().map(|m| m.as_raw_fd()))?;
         }
         if ready[0] {
             match proto::recv::<Reply>(ctl) {

@@ -119,8 +119,8 @@ pub fn build(ops: &[MountOp], fds: Vec<OwnedFd>) -> Result<(), StepError> {
                 rbind(path, path)?;
                 set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
             }
-            MountOp::File { src, dst, tree } => {
-                ensure_mountpoint(dst, false)?;
+            MountOp::File { src, dst, tree, dir } => {
+                ensure_mountpoint(dst, *dir)?;
                 if *tree {
                     let fd = next_fd(dst, "file bind")?;
                     sys::move_mount_fd(fd.as_raw_fd(), dst).map_err(step("attach file bind", dst))?;

@@ -81,20 +81,17 @@ impl Sandbox {
 
         // 4. Limits: cgroups where we can, rlimits as the last resort; a CPU
         //    limit has no rlimit equivalent, so it needs a cgroup or consent.
+        //    A watcher outside the sandbox removes the cgroups even if we are
+        //    SIGKILLed (the kernel takes care of processes and mounts); it is
+        //    forked and told before the groups are made (see `limits`).
         let (cg, mechanism) = limits(plan)?;
         let rlimits = cgroup::rlimits(&plan.limits, mechanism);
 
-        // 5. A watcher outside the sandbox removes the cgroups even if we are
-        //    SIGKILLed (the kernel takes care of processes and mounts).
-        if cg.is_some() {
-            ensure_watcher()?;
-        }
-
-        // 6. The control channel to init.
+        // 5. The control channel to init.
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| SandboxError::host("socketpair")(e.into()))?;
 
-        // 7. Clone init into new user, mount, pid, net, ipc and uts
+        // 6. Clone init into new user, mount, pid, net, ipc and uts
         //    namespaces (cgroup namespace: init unshares it once it is in
         //    its cgroup, so the namespace is rooted there). Init is born in
         //    the cgroup2 group and moves itself into the v1 groups first
@@ -149,7 +146,7 @@ impl Sandbox {
             proxy_listener: None,
         };
 
-        // 8. From outside: the uid/gid maps (and cgroups where clone3 is
+        // 7. From outside: the uid/gid maps (and cgroups where clone3 is
         //    missing), then the idmapped workspace trees (they need init's
         //    user namespace), then release init.
         if let (Some(cg), false) = (&sb.cgroup, moved_in) {
@@ -162,7 +159,7 @@ impl Sandbox {
         proto::send(sb.ctl.as_fd(), &Go, &raw).map_err(|e| SandboxError::Gone(e.to_string()))?;
         drop(fds);
 
-        // 9. Init applies the rest and checks it from inside.
+        // 8. Init applies the rest and checks it from inside.
         let mut sb = sb;
         match proto::recv::<Reply>(sb.ctl.as_fd()) {
             Ok(Some((Reply::Ready, mut fds))) => {
@@ -335,7 +332,11 @@ impl Sandbox {
         let _ = kill(self.init, Signal::SIGKILL);
         let _ = waitpid(self.init, None);
         match self.cgroup.take() {
-            Some(cg) => cg.destroy().map_err(|e| SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() }),
+            Some(cg) => {
+                cg.destroy().map_err(|e| SandboxError::Unavailable { layer: "cgroups", reason: e.to_string() })?;
+                watcher_note(WATCH_REMOVED);
+                Ok(())
+            }
             None => Ok(()),
         }
     }
@@ -359,7 +360,16 @@ fn limits(plan: &Plan) -> Result<(Option<Cgroup>, Mechanism), SandboxError> {
     let support = cgroup::detect();
     cgroup::sweep_stale(&support);
     let name = format!("{}-{}", std::process::id(), unique());
-    match Cgroup::create(&support, &name, l) {
+    let watched = support.mechanism() != Mechanism::Rlimit;
+    if watched {
+        ensure_watcher()?;
+        watcher_note(WATCH_MADE);
+    }
+    let made = Cgroup::create(&support, &name, l);
+    if watched && matches!(made, Ok(None)) {
+        watcher_note(WATCH_REMOVED); // none made (after an error, the watcher looks)
+    }
+    match made {
         Ok(Some(cg)) => Ok((Some(cg), support.mechanism())),
         Ok(None) if l.cpus.is_some() && !accepted => Err(SandboxError::Unavailable {
             layer: "cgroups",
@@ -476,9 +486,25 @@ fn idmapped_tree(p: &std::path::Path, userns: &std::fs::File) -> Result<OwnedFd,
 /// Write end of the watcher's pipe, held for the life of this process.
 static WATCHER: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
 
+/// Told to the watcher before a sandbox's cgroups are made (so it never
+/// counts fewer than may exist).
+const WATCH_MADE: u8 = b'+';
+/// Told to the watcher once a sandbox's cgroups are removed.
+const WATCH_REMOVED: u8 = b'-';
+
+/// Tell the watcher that a sandbox's cgroups were made or removed. A lost
+/// note only makes the watcher look for leftovers when it need not.
+fn watcher_note(what: u8) {
+    if let Some(w) = WATCHER.get() {
+        let _ = nix::unistd::write(w, &[what]);
+    }
+}
+
 /// Fork, once per supervisor process, a watcher that outlives us: when our
 /// end of its pipe closes (we exited or were SIGKILLed) it removes every
-/// cgroup we still own. Normal stops remove their own groups first.
+/// cgroup we still own. Normal stops remove their own groups first and say
+/// so ([`watcher_note`]): when every group made was removed, the watcher
+/// exits without looking (no work after a clean exit).
 fn ensure_watcher() -> Result<(), SandboxError> {
     if WATCHER.get().is_some() {
         return Ok(());
@@ -496,14 +522,33 @@ fn ensure_watcher() -> Result<(), SandboxError> {
                 }
             }
             let _ = sys::close_all_except(r.as_raw_fd());
-            let mut buf = [0u8; 1];
-            // Returns on EOF: the supervisor is gone.
-            while let Ok(n) = nix::unistd::read(r.as_raw_fd(), &mut buf) {
-                if n == 0 {
-                    break;
+            let mut buf = [0u8; 64];
+            // Sandboxes whose groups may still exist.
+            let mut live: i64 = 0;
+            // Returns on EOF: the supervisor is gone. A read error counts
+            // as groups left behind.
+            loop {
+                match nix::unistd::read(r.as_raw_fd(), &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        for b in &buf[..n] {
+                            live += match *b {
+                                WATCH_MADE => 1,
+                                WATCH_REMOVED => -1,
+                                _ => 0,
+                            };
+                        }
+                    }
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => {
+                        live = i64::MAX;
+                        break;
+                    }
                 }
             }
-            cgroup::remove_owned_by(&cgroup::detect(), owner);
+            if live > 0 {
+                cgroup::remove_owned_by(&cgroup::detect(), owner);
+            }
             sys::exit_now(0)
         }
         ForkResult::Parent { .. } => {

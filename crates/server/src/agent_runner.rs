@@ -103,10 +103,31 @@ impl Ctx {
         let cfg = ProviderConfig::from_spec(&model, &move |k| env.get(k).cloned()).map_err(|e| e.to_string())?;
         let provider = Provider::new(cfg).map_err(|e| e.to_string())?;
 
-        let Planned { plan, policy_hash, mut system } =
+        let Planned { mut plan, policy_hash, mut system } =
             task::plan_task(&group.policy, &group.workspace, &self.host_home, &self.env);
         if let Some(memory) = &group.memory {
             system.push_str(&memory_section(memory));
+        }
+        // The group's approved skills, verified and copied for this task,
+        // mounted read-only at /skills/NAME; a changed one is refused.
+        let approved = clawcage_agent::skills::approved(&store).map_err(|e| format!("store: {e}"))?;
+        let skills = (!approved.is_empty()).then(|| {
+            let host = clawcage_agent::skills::SkillHost {
+                policy: group.policy.clone(),
+                policy_name: group.policy_file.display().to_string(),
+                workspace: group.workspace.clone(),
+                host_home: self.host_home.clone(),
+                env: self.env.clone(),
+                helper: self.helper.clone(),
+                state_dir: self.paths.dir.clone(),
+                held: !plan.direct_changes,
+            };
+            let root = group.skills.clone().unwrap_or_else(|| self.paths.dir.join("skills"));
+            clawcage_agent::skills::TaskSkills::prepare(&root, &approved, &std::env::temp_dir(), host)
+        });
+        if let Some(s) = &skills {
+            system.push_str(&s.prompt_section());
+            plan.mounts.extend(s.mounts());
         }
         store
             .append_message(&task, Role::System, &json!({ "content": [{ "type": "text", "text": system }] }))
@@ -116,6 +137,10 @@ impl Ctx {
 
         let sink = AuditSink::new(Arc::clone(&self.audit), Some(task.clone()));
         let tools_store = Store::open(&self.paths.db).map_err(|e| format!("store: {e}"))?;
+        let mut ui = EventsUi { events: events.clone(), text: String::new() };
+        if let Some(s) = &skills {
+            clawcage_agent::task::record_skills(&sink, s, &mut ui).map_err(|e| format!("audit log: {e}"))?;
+        }
         let gate: Arc<dyn ToolGate> = Arc::new(StoreGate::new(&self.paths, &self.audit, &task, &group.policy)?);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -136,11 +161,12 @@ impl Ctx {
             sink,
             gate,
             host_tools: Some(Arc::new(GroupTools::new(Arc::clone(group), tools_store, Arc::clone(&self.audit)))),
+            skills,
+            mcp: &group.mcp,
             limits: self.limits,
             helper: &self.helper,
             resumed: false,
         };
-        let mut ui = EventsUi { events: events.clone(), text: String::new() };
         let result = task::run_existing(existing, &rt, cancel.receiver(), &mut ui);
         drop(rt);
         let (status, detail) = match result.map_err(|e| e.to_string())? {

@@ -161,10 +161,11 @@ impl HostTools for GroupTools {
         let mut out = Vec::new();
         if self.group.memory.is_some() {
             out.push(ToolSpec {
-                name: "memory",
+                name: "memory".into(),
                 description: "The group's memory: notes kept between tasks (they are in your system prompt). \
                               action read | replace (text: the whole new memory) | append (text: added at the end). \
-                              At most 65536 bytes.",
+                              At most 65536 bytes."
+                    .into(),
                 input_schema: json!({"type": "object", "properties": {
                     "action": {"type": "string", "enum": ["read", "replace", "append"]},
                     "text": {"type": "string"}
@@ -173,10 +174,11 @@ impl HostTools for GroupTools {
         }
         if self.group.agent_schedules.is_some() {
             out.push(ToolSpec {
-                name: "schedule",
+                name: "schedule".into(),
                 description: "Schedule tasks of this group: action add (prompt, and cron — 5 fields, UTC — or at — an \
                               RFC 3339 time), list, or remove (id). Only schedules made by this group's agent are \
-                              listed or removable; none may run more often than once a minute.",
+                              listed or removable; none may run more often than once a minute."
+                    .into(),
                 input_schema: json!({"type": "object", "properties": {
                     "action": {"type": "string", "enum": ["add", "list", "remove"]},
                     "prompt": {"type": "string", "description": "What the scheduled task is asked."},

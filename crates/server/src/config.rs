@@ -11,7 +11,8 @@
 //! workspace = "/srv/dev"
 //! model = "anthropic:claude-sonnet-4-5"
 //! memory = "memory/dev.md"       # the agent reads it and may update it (`memory` tool); not in the workspace
-//! skills = "skills/dev"
+//! skills = "skills/dev"         # where its skills are (default: the installed ones); only approved ones are used
+//! mcp = "mcp/dev.toml"           # [mcp.NAME] servers started inside each task's sandbox
 //! agent_schedules = 5            # the agent may keep up to 5 schedules here (`schedule` tool)
 //!
 //! [roles.maintainer]
@@ -145,6 +146,8 @@ pub struct Group {
     pub memory: Option<PathBuf>,
     /// The skills directory.
     pub skills: Option<PathBuf>,
+    /// MCP servers started inside each task's sandbox (`mcp = "FILE"`).
+    pub mcp: BTreeMap<String, clawcage_agent::mcp::ServerConfig>,
     /// `agent_schedules`: how many schedules the group's agent may keep
     /// through its `schedule` tool (`None`: the tool is not offered and a
     /// call to it is refused).
@@ -295,6 +298,7 @@ struct RawGroup {
     model: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
     skills: Option<Spanned<String>>,
+    mcp: Option<Spanned<String>>,
     agent_schedules: Option<Spanned<i64>>,
 }
 
@@ -600,7 +604,24 @@ impl Cx<'_> {
                 }
             },
         };
-        Ok(Group { name: name.to_string(), policy_file, policy, workspace, model, memory, skills, agent_schedules })
+        let mcp = match &g.mcp {
+            None => BTreeMap::new(),
+            Some(m) => {
+                let p = self.path(m);
+                clawcage_agent::mcp::load_config(&p).map_err(|e| self.at(m, &field("mcp"), e))?
+            }
+        };
+        Ok(Group {
+            name: name.to_string(),
+            policy_file,
+            policy,
+            workspace,
+            model,
+            memory,
+            skills,
+            mcp,
+            agent_schedules,
+        })
     }
 
     fn role(&self, name: &str, r: &RawRole, groups: &BTreeMap<String, Group>) -> Result<RoleConfig, ConfigError> {

@@ -346,22 +346,47 @@ impl Store {
 
     /// Add `delta` to a task's usage; returns the new totals.
     pub fn add_usage(&self, id: &str, delta: Usage) -> Result<Usage> {
-        let (i, o, c) = (
-            to_i64("input_tokens", delta.input_tokens)?,
-            to_i64("output_tokens", delta.output_tokens)?,
-            to_i64("cost_micro_usd", delta.cost_micro_usd)?,
-        );
-        let n = self.write("add usage", |tx| {
-            tx.execute(
-                "UPDATE tasks SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3, \
-                 cost_micro_usd = cost_micro_usd + ?4, updated_ms = ?5 WHERE id = ?1",
-                params![id, i, o, c, time::now_ms()],
-            )
+        let delta = UsageDelta::of(delta)?;
+        self.write_checked("add usage", |tx| self.add_usage_in(tx, id, &delta, time::now_ms()))
+    }
+
+    /// A model reply in one transaction: its usage added to the task's
+    /// totals and the message appended. Returns the message and the totals.
+    pub fn add_reply(
+        &self,
+        task: &str,
+        usage: Usage,
+        role: Role,
+        content: &serde_json::Value,
+    ) -> Result<(Message, Usage)> {
+        let delta = UsageDelta::of(usage)?;
+        let text = content.to_string();
+        let now = time::now_ms();
+        let (seq, totals) = self.write_checked("add reply", |tx| {
+            let totals = self.add_usage_in(tx, task, &delta, now)?;
+            Ok((self.insert_message(tx, task, role, &text, now)?, totals))
         })?;
-        if n == 0 {
-            return Err(StoreError::UnknownTask(id.to_string()));
-        }
-        Ok(self.task(id)?.usage)
+        Ok((Message { task_id: task.to_string(), seq, role, content: content.clone(), created_ms: now }, totals))
+    }
+
+    /// Inside `tx`: add `delta` (bumping `updated_ms`), return the totals.
+    fn add_usage_in(&self, tx: &rusqlite::Transaction<'_>, id: &str, d: &UsageDelta, now: i64) -> Result<Usage> {
+        let totals = tx
+            .prepare_cached(
+                "UPDATE tasks SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3, \
+                 cost_micro_usd = cost_micro_usd + ?4, updated_ms = ?5 WHERE id = ?1 \
+                 RETURNING input_tokens, output_tokens, cost_micro_usd",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![id, d.0, d.1, d.2, now], |r| {
+                    Ok([r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?])
+                })
+                .optional()
+            })
+            .map_err(self.db("add usage"))?;
+        // CHECK constraints keep these non-negative.
+        let [i, o, c] = totals.ok_or_else(|| StoreError::UnknownTask(id.to_string()))?;
+        Ok(Usage { input_tokens: i as u64, output_tokens: o as u64, cost_micro_usd: c as u64 })
     }
 
     /// Append a message to a task's conversation; returns it with its number.
@@ -370,17 +395,27 @@ impl Store {
         let now = time::now_ms();
         let seq = self.write_checked("append message", |tx| {
             self.touch_task(tx, task, now)?;
-            let seq: i64 = tx
-                .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE task_id = ?1", [task], |r| r.get(0))
-                .map_err(self.db("append message"))?;
-            tx.execute(
-                "INSERT INTO messages (task_id, seq, role, content, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![task, seq, role.as_str(), text, now],
-            )
-            .map_err(self.db("append message"))?;
-            Ok(seq)
+            self.insert_message(tx, task, role, &text, now)
         })?;
-        Ok(Message { task_id: task.to_string(), seq: seq as u64, role, content: content.clone(), created_ms: now })
+        Ok(Message { task_id: task.to_string(), seq, role, content: content.clone(), created_ms: now })
+    }
+
+    /// Inside `tx`: add message `text` as the task's next one; returns its number.
+    fn insert_message(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        task: &str,
+        role: Role,
+        text: &str,
+        now: i64,
+    ) -> Result<u64> {
+        tx.prepare_cached(
+            "INSERT INTO messages (task_id, seq, role, content, created_ms) \
+             SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4 FROM messages WHERE task_id = ?1 RETURNING seq",
+        )
+        .and_then(|mut st| st.query_row(params![task, role.as_str(), text, now], |r| r.get::<_, i64>(0)))
+        .map(|seq| seq as u64)
+        .map_err(self.db("append message"))
     }
 
     /// A task's messages in order ([`StoreError::UnknownTask`] if there is no such task).
@@ -418,18 +453,30 @@ impl Store {
         let argv = call.argv.map(|a| serde_json::Value::from(a.to_vec()).to_string());
         let seq = self.write_checked("start tool call", |tx| {
             self.touch_task(tx, task, now)?;
-            let seq: i64 = tx
-                .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM tool_calls WHERE task_id = ?1", [task], |r| r.get(0))
-                .map_err(self.db("start tool call"))?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO tool_calls (task_id, seq, call_id, tool, input, argv, started_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![task, seq, call.call_id, call.tool, input, argv, now],
+                 SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6 FROM tool_calls WHERE task_id = ?1 \
+                 RETURNING seq",
             )
-            .map_err(self.db("start tool call"))?;
-            Ok(seq as u64)
+            .and_then(|mut st| {
+                st.query_row(params![task, call.call_id, call.tool, input, argv, now], |r| r.get::<_, i64>(0))
+            })
+            .map_err(self.db("start tool call"))
         })?;
-        self.tool_call(task, seq)
+        Ok(ToolCall {
+            task_id: task.to_string(),
+            seq: seq as u64,
+            call_id: call.call_id.map(str::to_string),
+            tool: call.tool.to_string(),
+            input: call.input.clone(),
+            argv: call.argv.map(<[String]>::to_vec),
+            exit_status: None,
+            duration_ms: None,
+            output_bytes: None,
+            error: None,
+            started_ms: now,
+            ended_ms: None,
+        })
     }
 
     /// Record how tool call `seq` of `task` ended. A call ends once:
@@ -438,29 +485,32 @@ impl Store {
         let now = time::now_ms();
         let (dur, bytes, seq_i) =
             (to_i64("duration_ms", end.duration_ms)?, to_i64("output_bytes", end.output_bytes)?, to_i64("seq", seq)?);
-        self.write_checked("finish tool call", |tx| {
-            let ended: Option<Option<i64>> = tx
-                .query_row(
-                    "SELECT ended_ms FROM tool_calls WHERE task_id = ?1 AND seq = ?2",
-                    params![task, seq_i],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(self.db("finish tool call"))?;
-            match ended {
-                None => return Err(StoreError::UnknownToolCall { task: task.to_string(), seq }),
-                Some(Some(_)) => return Err(StoreError::ToolCallFinished { task: task.to_string(), seq }),
-                Some(None) => {}
-            }
-            tx.execute(
+        let raw = self.write_checked("finish tool call", |tx| {
+            // Only a running call ends; the row comes back as it is now.
+            let sql = format!(
                 "UPDATE tool_calls SET exit_status = ?3, duration_ms = ?4, output_bytes = ?5, error = ?6, \
-                 ended_ms = ?7 WHERE task_id = ?1 AND seq = ?2",
-                params![task, seq_i, end.exit_status, dur, bytes, end.error, now],
-            )
-            .map_err(self.db("finish tool call"))?;
-            self.touch_task(tx, task, now)
+                 ended_ms = ?7 WHERE task_id = ?1 AND seq = ?2 AND ended_ms IS NULL RETURNING {CALL_COLS}"
+            );
+            let updated = tx
+                .prepare_cached(&sql)
+                .and_then(|mut st| {
+                    st.query_row(params![task, seq_i, end.exit_status, dur, bytes, end.error, now], raw_call).optional()
+                })
+                .map_err(self.db("finish tool call"))?;
+            let Some(raw) = updated else {
+                let exists = tx
+                    .prepare_cached("SELECT 1 FROM tool_calls WHERE task_id = ?1 AND seq = ?2")
+                    .and_then(|mut st| st.exists(params![task, seq_i]))
+                    .map_err(self.db("finish tool call"))?;
+                return Err(match exists {
+                    true => StoreError::ToolCallFinished { task: task.to_string(), seq },
+                    false => StoreError::UnknownToolCall { task: task.to_string(), seq },
+                });
+            };
+            self.touch_task(tx, task, now)?;
+            Ok(raw)
         })?;
-        self.tool_call(task, seq)
+        raw.into_call(self)
     }
 
     /// Tool call `seq` of `task`.
@@ -492,7 +542,8 @@ impl Store {
     /// Bump a task's `updated_ms`; [`StoreError::UnknownTask`] if it does not exist.
     pub(crate) fn touch_task(&self, tx: &rusqlite::Transaction<'_>, task: &str, now: i64) -> Result<()> {
         let n = tx
-            .execute("UPDATE tasks SET updated_ms = ?2 WHERE id = ?1", params![task, now])
+            .prepare_cached("UPDATE tasks SET updated_ms = ?2 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![task, now]))
             .map_err(self.db("touch task"))?;
         if n == 0 {
             return Err(StoreError::UnknownTask(task.to_string()));
@@ -502,6 +553,19 @@ impl Store {
 
     pub(crate) fn corrupt(&self, table: &'static str, column: &'static str, value: &str) -> StoreError {
         StoreError::Corrupt { path: self.path().to_path_buf(), table, column, value: value.to_string() }
+    }
+}
+
+/// A usage increment as SQLite integers (checked to fit).
+struct UsageDelta(i64, i64, i64);
+
+impl UsageDelta {
+    fn of(u: Usage) -> Result<UsageDelta> {
+        Ok(UsageDelta(
+            to_i64("input_tokens", u.input_tokens)?,
+            to_i64("output_tokens", u.output_tokens)?,
+            to_i64("cost_micro_usd", u.cost_micro_usd)?,
+        ))
     }
 }
 

@@ -99,6 +99,20 @@ fn concurrent_first_opens_migrate_once() {
 }
 
 #[test]
+fn closing_the_last_connection_keeps_the_wal_and_its_commits() {
+    let t = Tmp::new("wal-kept");
+    let id = {
+        let s = Store::open(&t.db()).unwrap();
+        s.create_task(&NewTask::new(TaskKind::Run, "true")).unwrap().id
+    };
+    // No checkpoint on close: the commit is still (only) in the WAL file.
+    let wal = t.db().with_extension("db-wal");
+    assert!(wal.metadata().unwrap().len() > 0, "the WAL was checkpointed and removed on close");
+    let s = Store::open(&t.db()).unwrap();
+    assert_eq!(s.task(&id).unwrap().title, "true");
+}
+
+#[test]
 fn tasks_round_trip_and_change_status() {
     let t = Tmp::new("tasks");
     let s = Store::open(&t.db()).unwrap();
@@ -126,6 +140,26 @@ fn tasks_round_trip_and_change_status() {
     assert_eq!(u, Usage { input_tokens: 10, output_tokens: 5, cost_micro_usd: 1_500 });
     let u = s.add_usage(&task.id, Usage { input_tokens: 1, output_tokens: 2, cost_micro_usd: 3 }).unwrap();
     assert_eq!(u, Usage { input_tokens: 11, output_tokens: 7, cost_micro_usd: 1_503 });
+}
+
+#[test]
+fn a_reply_adds_usage_and_its_message_in_one_step() {
+    let t = Tmp::new("reply");
+    let s = Store::open(&t.db()).unwrap();
+    let task = s.create_task(&NewTask::new(TaskKind::Agent, "x")).unwrap();
+    s.append_message(&task.id, Role::User, &json!({"content": "hi"})).unwrap();
+    let usage = Usage { input_tokens: 7, output_tokens: 3, cost_micro_usd: 9 };
+    let (m, totals) = s.add_reply(&task.id, usage, Role::Assistant, &json!({"content": "hello"})).unwrap();
+    assert_eq!((m.seq, m.role, totals), (2, Role::Assistant, usage));
+    let (_, totals) = s.add_reply(&task.id, usage, Role::Assistant, &json!({"content": "again"})).unwrap();
+    assert_eq!(totals.input_tokens, 14);
+    assert_eq!(s.task(&task.id).unwrap().usage, totals);
+    assert_eq!(s.messages(&task.id).unwrap()[1], m);
+    // Nothing of a refused reply is kept.
+    let huge = Usage { output_tokens: u64::MAX, ..Usage::default() };
+    assert!(s.add_reply(&task.id, huge, Role::Assistant, &json!({})).is_err());
+    assert!(matches!(s.add_reply("nope", usage, Role::Assistant, &json!({})), Err(StoreError::UnknownTask(_))));
+    assert_eq!(s.messages(&task.id).unwrap().len(), 3);
 }
 
 #[test]
@@ -231,6 +265,7 @@ fn tool_calls_start_finish_once_and_keep_argv() {
         .unwrap();
     assert_eq!((c1.seq, c1.ended_ms, c1.exit_status), (1, None, None));
     assert_eq!(c1.argv.as_deref(), Some(&argv[..]));
+    assert_eq!(s.tool_call(&task.id, 1).unwrap(), c1, "what start returns is what is stored");
     let c2 = s
         .start_tool_call(
             &task.id,

@@ -41,7 +41,7 @@ fn run() -> Result<(), String> {
         .map(|i| steps(vec![tool(&format!("call_{i}"), "bash", serde_json::json!({ "command": command }))]))
         .collect();
     script.push(steps(vec![text("done")]));
-    let server = FakeServer::start(wire, script).map_err(|e| format!("listen: {e}"))?;
+    let server = FakeServer::start_unrecorded(wire, script).map_err(|e| format!("listen: {e}"))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", server.base_url()).map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())?;

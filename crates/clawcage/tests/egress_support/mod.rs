@@ -59,6 +59,8 @@ impl Seen {
 /// A running origin. It answers `GET /big/N` with N bytes, serves files
 /// under `root` when set, and otherwise `origin=NAME path=PATH auth=...`
 /// where auth is `match` when the Authorization header carries `secret`.
+/// With both `root` and `secret`, files are served only to requests whose
+/// Authorization carries `secret` (others get 401), as a private registry does.
 pub struct Origin {
     pub port: u16,
     pub seen: Arc<Mutex<Vec<Seen>>>,
@@ -165,6 +167,11 @@ fn respond(path: &str, req: &Seen, o: &OriginOpts) -> (&'static str, Vec<u8>) {
         return ("200 OK", vec![b'x'; n.parse().unwrap_or(0)]);
     }
     if let Some(root) = &o.root {
+        if let Some(secret) = &o.secret {
+            if !req.header("authorization").is_some_and(|v| v.contains(secret.as_str())) {
+                return ("401 Unauthorized", b"token required\n".to_vec());
+            }
+        }
         let rel = path.split('?').next().unwrap_or("").trim_start_matches('/');
         if rel.contains("..") {
             return ("403 Forbidden", b"no\n".to_vec());
