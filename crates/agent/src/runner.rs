@@ -443,17 +443,21 @@ impl Session<'_> {
         input: &Value,
         invalid: Option<&str>,
     ) -> Result<ToolResult, RunError> {
-        let what = match input.get("action").and_then(Value::as_str) {
-            Some(a) => a.to_string(),
-            None => String::new(),
-        };
+        let what = input.get("action").and_then(Value::as_str).unwrap_or_default().to_string();
         ui.tool_start(name, &what);
         let call = NewToolCall { call_id: Some(id), tool: name, input, argv: None };
         let seq = self.store.start_tool_call(&self.task, &call)?.seq;
         let started = Instant::now();
-        let answer = match invalid {
-            Some(why) => Err(format!("malformed tool call: {why}")),
-            None => host.call(&self.task, name, input),
+        let answer = match (invalid, self.extras.allowed(name)) {
+            (Some(why), _) => Err(format!("malformed tool call: {why}")),
+            // The active skill's `tools` need holds for host tools too.
+            (None, Err(why)) => {
+                self.sink
+                    .append("tool_denied", json!({ "call": id, "tool": name, "reason": why }))
+                    .map_err(|e| RunError::Audit(e.to_string()))?;
+                Err(format!("denied: {why}"))
+            }
+            (None, Ok(())) => host.call(&self.task, name, input),
         };
         let result = match answer {
             Ok(text) => ToolResult {
