@@ -8,7 +8,9 @@
 # Timing is our own loop (python3, os.posix_spawn + waitpid, perf_counter_ns):
 # every round runs each contender once in a shuffled order, so drift (CPU
 # frequency, page cache, other load) hits all contenders alike, and crun gets
-# a unique container id per run. Medians and p90s, never means.
+# a unique container id per run. Medians and p90s, never means. clawcage runs
+# with its state (audit log, SQLite) on disk and, in two more rows, on tmpfs.
+# Then bench/steps.c times the kernel steps of such a sandbox one by one.
 # Goals (the issue): clawcage ≤ 0.6× bwrap's median, exec into a live sandbox
 # ≤ 1 ms median, ≤ 2 MiB per idle sandbox. Exit 0 even when a goal is missed.
 set -euo pipefail
@@ -28,7 +30,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 T=$(mktemp -d /tmp/clawcage-bench.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+SHM=$(mktemp -d /dev/shm/clawcage-bench.XXXXXX) # state on tmpfs (no fsync cost)
+trap 'rm -rf "$T" "$SHM"' EXIT
 build() { # quiet cargo build; the log only when it fails
   cargo build --release -q "$@" >"$T/build.log" 2>&1 || { cat "$T/build.log" >&2; exit 1; }
 }
@@ -80,10 +83,15 @@ cfg = {"ociVersion": "1.0.0",
 json.dump(cfg, open(os.path.join(bundle, "config.json"), "w"), indent=1)
 PY
 
-# --- contenders: name <TAB> shell-quoted argv ({id}: a unique crun container id)
-add() { printf '%s\t%s\n' "$1" "$(shift; printf '%q ' "$@")" >>"$T/contenders"; }
-add "clawcage (default, all layers)" "$CLAWCAGE" run -- /bin/true
-add "clawcage (no cgroup limits)" "$CLAWCAGE" run --policy "$T/nolimits.toml" -- /bin/true
+# --- contenders: name <TAB> CLAWCAGE_HOME or - <TAB> shell-quoted argv ({id}: a unique crun container id)
+# clawcage's state (audit log, SQLite) is on disk ($T, as ~/.local/state would
+# be) unless the row says tmpfs.
+addh() { printf '%s\t%s\t%s\n' "$1" "$2" "$(shift 2; printf '%q ' "$@")" >>"$T/contenders"; }
+add() { addh "$1" - "${@:2}"; }
+addh "clawcage (default, all layers)" "$T/state" "$CLAWCAGE" run -- /bin/true
+addh "clawcage (no cgroup limits)" "$T/state" "$CLAWCAGE" run --policy "$T/nolimits.toml" -- /bin/true
+addh "clawcage (default, state on tmpfs)" "$SHM/state" "$CLAWCAGE" run -- /bin/true
+addh "clawcage (no limits, state tmpfs)" "$SHM/state" "$CLAWCAGE" run --policy "$T/nolimits.toml" -- /bin/true
 add "bwrap --unshare-all" "${BWRAP[@]}"
 add "unshare (all namespaces)" "$(command -v unshare)" --user --map-root-user --mount --pid --fork --net --ipc --uts --cgroup --mount-proc /bin/true
 command -v crun >/dev/null 2>&1 && add "crun run" "$(command -v crun)" run --bundle "$B" "{id}"
@@ -100,9 +108,11 @@ python3 - "$T/contenders" "$N" "$WARM" "$T/live.out" "$FDM" <<'PY'
 import os, random, shlex, subprocess, sys, time
 path, n, warm, live_path, fdm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 cs = []
+env = dict(os.environ)
 for line in open(path):
-    name, cmd = line.rstrip("\n").split("\t")
-    cs.append({"name": name, "argv": shlex.split(cmd), "t": []})
+    name, home, cmd = line.rstrip("\n").split("\t")
+    e = env if home == "-" else dict(env, CLAWCAGE_HOME=home)
+    cs.append({"name": name, "argv": shlex.split(cmd), "env": e, "t": []})
 
 def argv(c, i):
     return [a.replace("{id}", f"bench-{os.getpid()}-{i}") for a in c["argv"]]
@@ -113,7 +123,7 @@ def cleanup(c, i):
 
 # Preflight: one run each; a contender that fails is skipped with the reason.
 for c in list(cs):
-    r = subprocess.run(argv(c, -1), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    r = subprocess.run(argv(c, -1), capture_output=True, text=True, stdin=subprocess.DEVNULL, env=c["env"])
     cleanup(c, -1)
     if r.returncode != 0:
         why = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
@@ -124,14 +134,13 @@ for c in list(cs):
 
 null = os.open(os.devnull, os.O_RDWR)
 acts = [(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)]
-env = dict(os.environ)
 for rnd in range(warm + n):
     order = cs[:]
     random.shuffle(order)
     for c in order:
         a = argv(c, rnd)
         t0 = time.perf_counter_ns()
-        pid = os.posix_spawn(a[0], a, env, file_actions=acts)
+        pid = os.posix_spawn(a[0], a, c["env"], file_actions=acts)
         _, st = os.waitpid(pid, 0)
         dt = (time.perf_counter_ns() - t0) / 1e6
         cleanup(c, rnd)
@@ -146,10 +155,11 @@ def q(xs, p):
 
 med = {c["name"]: q(c["t"], 0.5) for c in cs}
 bw = med.get("bwrap --unshare-all")
-print(f"\n{'contender':34} {'median ms':>10} {'p90 ms':>8} {'× bwrap':>8}")
+print(f"\n{'contender':36} {'median ms':>10} {'p90 ms':>8} {'× bwrap':>8}")
 for c in cs:
     ratio = f"{med[c['name']] / bw:8.2f}" if bw else "     n/a"
-    print(f"{c['name']:34} {med[c['name']]:10.3f} {q(c['t'], 0.9):8.3f} {ratio}")
+    print(f"{c['name']:36} {med[c['name']]:10.3f} {q(c['t'], 0.9):8.3f} {ratio}")
+print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
 
 live = dict(l.strip().split("=", 1) for l in open(live_path) if "=" in l)
 f = lambda k: float(live[k])
@@ -170,7 +180,7 @@ print(f"\ncgroup favordynmods: {'on' if fdm else 'off'} in /proc/mounts"
 
 ok = lambda b: "PASS" if b else "MISS"
 print("\ngoals:")
-for name in ("clawcage (default, all layers)", "clawcage (no cgroup limits)"):
+for name in [c["name"] for c in cs if c["name"].startswith("clawcage")]:
     if bw and name in med:
         r = med[name] / bw
         print(f"  spawn ≤ 0.6× bwrap   [{name}]: {med[name]:.3f} / {bw:.3f} ms = {r:.2f}×  {ok(r <= 0.6)}")
@@ -180,3 +190,12 @@ for label, v in (("RSS, init+Δbench", rss_init), ("RSS, +watcher", f("live.rss_
                  ("PSS, +watcher", f("live.pss_mib_per_sandbox"))):
     print(f"  ≤ 2 MiB per idle sandbox [{label}]: {v:.3f} MiB  {ok(v <= 2.0)}")
 PY
+
+# --- what the kernel steps cost on their own ------------------------------------
+if command -v cc >/dev/null 2>&1 && cc -O2 -o "$T/steps" "$ROOT/bench/steps.c" 2>"$T/steps.log"; then
+  echo
+  echo "== kernel steps of a namespace sandbox (bench/steps.c, $N rounds, medians)"
+  "$T/steps" "$N" || echo "bench/steps failed"
+else
+  echo "bench/steps.c not built (no cc?): $(cat "$T/steps.log" 2>/dev/null)"
+fi

@@ -235,8 +235,9 @@ impl Session<'_> {
             Ok(c) => c,
             Err(why) => return Ok(ToolResult::error(tool, &why)),
         };
+        // After the effect: durable with the next record (group commit).
         self.sink
-            .record(&Event::ExecEnd {
+            .record_after(&Event::ExecEnd {
                 sandbox,
                 exec,
                 outcome: crate::runner::outcome_name(&c.outcome).into(),

@@ -2,6 +2,7 @@
 //! task's sandbox. See docs/ARCHITECTURE.md.
 //!
 //! - [`provider`]: Anthropic and OpenAI-compatible model APIs, streamed, with retries.
+//! - [`config`]: the model config file (base URLs, key sources, default models).
 //! - [`conversation`]: the provider-neutral conversation.
 //! - [`tools`]: the tools, as commands run inside the sandbox.
 //! - [`runner`]: the loop of one task; [`task`]: one `clawcage agent` run.
@@ -12,6 +13,7 @@
 //! - [`audit`]: the core's events as audit records.
 
 pub mod audit;
+pub mod config;
 pub mod conversation;
 pub mod extras;
 pub mod gate;

@@ -58,26 +58,27 @@ pub fn load_config(path: &Path) -> Result<BTreeMap<String, Server>, String> {
 }
 
 impl McpServers {
-    /// Start each server in `sandbox` (environment: the sandbox's `env`
-    /// plus the server's own), `initialize` it and list its tools; each call
-    /// waits at most `call_timeout`. Blocking.
+    /// Start each server in `sandbox` (environment: the sandbox's plus the
+    /// server's own), `initialize` it and list its tools; each call waits at
+    /// most `call_timeout`. Blocking.
     pub fn start(
         sandbox: &SandboxHandle,
         config: &BTreeMap<String, Server>,
-        env: &[(String, String)],
         cwd: &Path,
         call_timeout: Duration,
     ) -> Result<McpServers, String> {
         let mut servers = Vec::new();
         for (name, server) in config {
-            let mut all = env.to_vec();
-            all.extend(server.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let spec = ExecSpec {
-                argv: server.command.clone(),
-                env: Some(all),
-                cwd: Some(cwd.to_path_buf()),
-                ..ExecSpec::default()
-            };
+            // The sandbox's environment as the helper made it (proxy, CA
+            // bundle, secret placeholders), plus the server's own through
+            // env(1), which keeps the rest.
+            let mut argv = Vec::new();
+            if !server.env.is_empty() {
+                argv.extend(["env".to_string(), "--".to_string()]);
+                argv.extend(server.env.iter().map(|(k, v)| format!("{k}={v}")));
+            }
+            argv.extend(server.command.iter().cloned());
+            let spec = ExecSpec { argv, cwd: Some(cwd.to_path_buf()), ..ExecSpec::default() };
             let bg = sandbox.spawn_background(&spec).map_err(|e| format!("MCP server {name}: {e}"))?;
             let stderr = Arc::new(Mutex::new(Vec::new()));
             drain(name, File::from(bg.stderr), Arc::clone(&stderr));

@@ -3,6 +3,7 @@
 //! and the final status. The CLI only parses arguments and calls [`run`].
 
 use crate::audit::AuditSink;
+use crate::config::ModelConfig;
 use crate::conversation::{Block, Turn};
 use crate::gate::ToolGate;
 use crate::host_tools::HostTools;
@@ -56,6 +57,8 @@ pub struct AgentOptions {
     pub gate: Option<Arc<dyn ToolGate>>,
     /// Retry policy override (tests shorten it).
     pub retry: Option<RetryPolicy>,
+    /// The model config file, if there is one (under `env` and `model`).
+    pub config: Option<ModelConfig>,
     /// `[mcp.NAME]` servers to start inside the sandbox (`--mcp FILE`).
     pub mcp: Option<PathBuf>,
 }
@@ -141,10 +144,11 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         .model
         .clone()
         .or_else(|| resumed.as_ref().and_then(|t| t.model.clone()))
-        .or_else(|| opts.env.get("CLAWCAGE_MODEL").cloned())
-        .ok_or_else(|| AgentError::Input("--model is required (e.g. anthropic:claude-sonnet-4-5, openai:gpt-4o, ollama:llama3), or set CLAWCAGE_MODEL".into()))?;
+        .or_else(|| opts.env.get("CLAWCAGE_MODEL").filter(|m| !m.is_empty()).cloned())
+        .or_else(|| opts.config.as_ref().and_then(|c| c.model.as_ref()).map(|m| m.value.clone()))
+        .ok_or_else(|| AgentError::Input("--model is required (e.g. anthropic:claude-sonnet-4-5, openai:gpt-4o, ollama:llama3), or set CLAWCAGE_MODEL, or model in the config file".into()))?;
     let env = opts.env.clone();
-    let mut cfg = ProviderConfig::from_spec(&model, &move |k| env.get(k).cloned())
+    let mut cfg = ProviderConfig::resolve(&model, opts.config.as_ref(), &move |k| env.get(k).cloned())
         .map_err(|e| AgentError::Input(e.to_string()))?;
     if let Some(r) = &opts.retry {
         cfg.retry = r.clone();
@@ -435,7 +439,7 @@ pub fn run_existing(
         return Err(AgentError::State(format!("audit log: {e}")));
     }
     let policy_timeout = plan.limits.timeout_ms.map(std::time::Duration::from_millis);
-    let mcp = match start_mcp(&x.sink, &sandbox, x.mcp, &plan.env, &x.workspace, policy_timeout) {
+    let mcp = match start_mcp(&x.sink, &sandbox, x.mcp, &x.workspace, policy_timeout) {
         Ok(m) => m,
         Err(e) => {
             sandbox.kill();
@@ -504,7 +508,6 @@ pub fn start_mcp(
     sink: &AuditSink,
     sandbox: &SandboxHandle,
     config: &BTreeMap<String, clawcage_mcp::config::Server>,
-    env: &[(String, String)],
     workspace: &std::path::Path,
     policy_timeout: Option<std::time::Duration>,
 ) -> Result<crate::mcp::McpServers, String> {
@@ -513,7 +516,7 @@ pub fn start_mcp(
             .map_err(|e| format!("audit log: {e}"))?;
     }
     let servers =
-        crate::mcp::McpServers::start(sandbox, config, env, workspace, crate::extras::mcp_timeout(policy_timeout))?;
+        crate::mcp::McpServers::start(sandbox, config, workspace, crate::extras::mcp_timeout(policy_timeout))?;
     for s in servers.servers() {
         let tools: Vec<&str> = s.tools.iter().map(|t| t.name.as_str()).collect();
         sink.append("mcp_ready", json!({ "server": s.name, "tools": tools })).map_err(|e| format!("audit log: {e}"))?;

@@ -1,6 +1,7 @@
 //! `clawcage agent`: wiring only. The run itself is `clawcage_agent::task::run`.
 
 use anyhow::{Context as _, Result};
+use clawcage_agent::config::ModelConfig;
 use clawcage_agent::runner::Limits;
 use clawcage_agent::task::{AgentOptions, HelperCommand, TerminalUi};
 use clawcage_store::TaskStatus;
@@ -16,6 +17,8 @@ pub struct AgentFlags {
     pub changes: Option<String>,
     /// `--mcp FILE`.
     pub mcp: Option<PathBuf>,
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
 }
 
 /// Run `agent`: 0 when the task succeeded, 1 when it failed (a limit, the
@@ -32,6 +35,11 @@ pub fn agent(
     let policy_file = policy.map(Path::to_path_buf);
     let mut policy = crate::load_policy(policy)?;
     crate::set_changes(&mut policy, flags.changes.as_deref())?;
+    // The model config: --config, else $CLAWCAGE_HOME/config.toml if there is one.
+    let config = match &flags.config {
+        Some(file) => Some(ModelConfig::load(file)?),
+        None => ModelConfig::load_default(&clawcage_store::StatePaths::from_env()?.dir)?,
+    };
     let program = std::env::current_exe().context("path of the clawcage binary")?;
     let opts = AgentOptions {
         policy,
@@ -46,6 +54,7 @@ pub fn agent(
         host_home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/nonexistent")),
         gate: None,
         retry: None,
+        config,
         mcp: flags.mcp,
     };
     let mut ui = TerminalUi::new();

@@ -90,6 +90,10 @@ enum Cmd {
         /// MCP servers to start inside the task's sandbox: a TOML file of `[mcp.NAME]` tables.
         #[arg(long, value_name = "FILE")]
         mcp: Option<PathBuf>,
+        /// The model config file (base URLs, API key sources, default
+        /// models; default: $CLAWCAGE_HOME/config.toml when it exists).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// What to do.
         prompt: String,
     },
@@ -273,13 +277,25 @@ fn main() -> ExitCode {
         Cmd::Diff { task } => review_cmd::diff(&task),
         Cmd::Apply { task } => review_cmd::apply(&task),
         Cmd::Discard { task } => review_cmd::discard(&task),
-        Cmd::Agent { policy, workspace, model, max_turns, max_tokens, max_seconds, resume, changes, mcp, prompt } => {
+        Cmd::Agent {
+            policy,
+            workspace,
+            model,
+            max_turns,
+            max_tokens,
+            max_seconds,
+            resume,
+            changes,
+            mcp,
+            config,
+            prompt,
+        } => {
             let limits = clawcage_agent::runner::Limits {
                 max_turns,
                 max_tokens,
                 wall: std::time::Duration::from_secs(max_seconds),
             };
-            let flags = agent_cmd::AgentFlags { changes, mcp };
+            let flags = agent_cmd::AgentFlags { changes, mcp, config };
             agent_cmd::agent(policy.as_deref(), workspace, model, limits, resume, flags, prompt)
         }
         Cmd::Policy { cmd: PolicyCmd::Check { file } } => policy_check(&file),

@@ -12,7 +12,6 @@ use agent_common::*;
 use clawcage_agent::testing::*;
 use egress_support::{Origin, OriginOpts, TestCa};
 use serde_json::json;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 fn clawcage(fx: &AgentFixture, args: &[&str]) -> Out {
@@ -29,20 +28,9 @@ fn clawcage(fx: &AgentFixture, args: &[&str]) -> Out {
     }
 }
 
-/// Write skill `name` (SKILL.md with the `clawcage:` lines `needs`, a body,
-/// and an executable scripts/go.sh) and approve it with `skill add --yes`.
+/// Write skill `name` and approve it in the fixture's state directory.
 fn add_skill(fx: &AgentFixture, name: &str, needs: &str, body: &str, script: &str) {
-    let src = fx.root.join(format!("src-{name}"));
-    std::fs::create_dir_all(src.join("scripts")).unwrap();
-    std::fs::write(
-        src.join("SKILL.md"),
-        format!("---\nname: {name}\ndescription: Test skill {name}.\nclawcage:\n{needs}---\n{body}\n"),
-    )
-    .unwrap();
-    let go = src.join("scripts/go.sh");
-    std::fs::write(&go, format!("#!/bin/sh\n{script}")).unwrap();
-    std::fs::set_permissions(&go, std::fs::Permissions::from_mode(0o755)).unwrap();
-    clawcage(fx, &["skill", "add", src.to_str().unwrap(), "--yes"]).expect(0);
+    add_skill_at(&fx.state, &fx.root.join(format!("src-{name}")), name, needs, body, script);
 }
 
 fn system_of(req: &Recorded) -> String {
@@ -100,7 +88,7 @@ fn skills_are_listed_loaded_on_request_mounted_read_only_and_run_under_their_dec
          cat data/in.txt\n\
          cat private.txt 2>/dev/null || echo no-private\n\
          echo x > /skills/bee/planted 2>/dev/null || echo skill-files-read-only\n\
-         ls /skills\n",
+         ls /skills | sed 's/^/visible-skill: /'\n",
         pa = a.port,
         pb = b.port
     );
@@ -148,6 +136,9 @@ fn skills_are_listed_loaded_on_request_mounted_read_only_and_run_under_their_dec
     assert!(ran.contains("declared input"), "{ran}");
     assert!(ran.contains("no-private") && !ran.contains("not declared"), "{ran}");
     assert!(ran.contains("skill-files-read-only"), "{ran}");
+    // Its sandbox shows its own skill only, not the other skills' files.
+    let visible: Vec<&str> = ran.lines().filter_map(|l| l.strip_prefix("visible-skill: ")).collect();
+    assert_eq!(visible, ["bee"], "{ran}");
     assert!(a.requests().is_empty(), "skill bee reached a.test");
     assert!(!ran.contains(&real_a) && !ran.contains(&real_b));
 
@@ -235,56 +226,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-const MCP_SERVER: &str = r#"
-import json, os, socket, sys
-
-TOOLS = [
-    {"name": "read_text", "description": "Read a text file.",
-     "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}},
-    {"name": "reach_out", "description": "Connect to a host outside.",
-     "inputSchema": {"type": "object", "properties": {"host": {"type": "string"}}}},
-    {"name": "probe", "description": "How this process is confined.", "inputSchema": {"type": "object"}},
-]
-
-def send(msg):
-    sys.stdout.write(json.dumps(msg) + "\n")
-    sys.stdout.flush()
-
-def text(s, error=False):
-    return {"content": [{"type": "text", "text": s}], "isError": error}
-
-for line in sys.stdin:
-    msg = json.loads(line)
-    method, mid = msg.get("method"), msg.get("id")
-    if mid is None or method is None:
-        continue
-    if method == "initialize":
-        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "files", "version": "1"}}
-    elif method == "tools/list":
-        result = {"tools": TOOLS}
-    elif method == "tools/call":
-        name, args = msg["params"]["name"], msg["params"].get("arguments", {})
-        if name == "read_text":
-            try:
-                result = text(open(args["path"]).read())
-            except OSError as e:
-                result = text("error: " + e.strerror, True)
-        elif name == "reach_out":
-            try:
-                socket.create_connection((args.get("host", "1.1.1.1"), 80), timeout=5).close()
-                result = text("connected")
-            except OSError as e:
-                result = text("cannot connect: %s" % e, True)
-        else:
-            st = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\t" in l)
-            result = text("NoNewPrivs=%s CapEff=%s" % (st["NoNewPrivs"].strip(), st["CapEff"].strip()))
-    else:
-        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "no method"}})
-        continue
-    send({"jsonrpc": "2.0", "id": mid, "result": result})
-"#;
-
 #[test]
 fn an_mcp_server_runs_in_the_task_sandbox_its_tools_are_gated_audited_and_confined() {
     let fx = AgentFixture::new("mcp").policy("[filesystem]\nchanges = \"direct\"\n");
@@ -293,7 +234,9 @@ fn an_mcp_server_runs_in_the_task_sandbox_its_tools_are_gated_audited_and_confin
     let outside = fx.root.join("outside.txt");
     std::fs::write(&outside, "host only\n").unwrap();
     let config = fx.root.join("mcp.toml");
-    std::fs::write(&config, "[mcp.files]\ncommand = [\"python3\", \"-u\", \"server.py\"]\n").unwrap();
+    let marker = format!("mcp-marker-{}", std::process::id());
+    std::fs::write(&config, format!("[mcp.files]\ncommand = [\"python3\", \"-u\", \"server.py\", \"{marker}\"]\nenv = {{ GREETING = \"hello\" }}\n"))
+        .unwrap();
     // A skill that declares only read_text: while it is in use, probe is refused.
     add_skill(&fx, "reader", "  tools: [mcp__files__read_text]\n", "read notes with the files server", "true\n");
     let server = FakeServer::start(
@@ -329,7 +272,7 @@ fn an_mcp_server_runs_in_the_task_sandbox_its_tools_are_gated_audited_and_confin
     let (r, err) = result_of(&reqs, "m3");
     assert!(err && r.contains("cannot connect"), "{r}");
     let (r, _) = result_of(&reqs, "m4");
-    assert!(r.contains("NoNewPrivs=1 CapEff=0000000000000000"), "{r}");
+    assert!(r.contains("NoNewPrivs=1 CapEff=0000000000000000 GREETING=hello"), "{r}");
     // The tools need of the active skill.
     let (r, err) = result_of(&reqs, "m6");
     assert!(err && r.contains("does not declare the tool \"mcp__files__probe\""), "{r}");
@@ -348,6 +291,53 @@ fn an_mcp_server_runs_in_the_task_sandbox_its_tools_are_gated_audited_and_confin
     let start = k.iter().position(|x| x == "mcp_start").unwrap();
     assert!(k.iter().position(|x| x == "sandbox_start").unwrap() < start);
     clawcage(&fx, &["audit", "verify"]).expect(0);
+    // The server stopped with the sandbox.
+    let alive: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&marker))
+        .collect();
+    assert!(alive.is_empty(), "the MCP server outlived the task: {alive:?}");
+}
+
+#[test]
+fn an_mcp_server_reaches_only_the_hosts_of_the_task_policy_through_its_proxy() {
+    // Plain HTTP: the sandbox's proxy sees each request (a CONNECT tunnel
+    // without a secret to inject would hand the origin's own certificate through).
+    let allowed = Origin::start(OriginOpts::http("allowed"));
+    let other = Origin::start(OriginOpts::http("other"));
+    let fx = AgentFixture::new("mcp-net").policy(&format!(
+        "[filesystem]\nchanges = \"direct\"\n\
+         [network]\nallow = [\"ok.test:{p}\"]\nallow_ips = [\"127.0.0.1\"]\n\
+         [network.hosts]\n\"ok.test\" = \"127.0.0.1\"\n\"other.test\" = \"127.0.0.1\"\n",
+        p = allowed.port,
+    ));
+    fx.write("server.py", MCP_SERVER);
+    let config = fx.root.join("mcp.toml");
+    std::fs::write(&config, "[mcp.web]\ncommand = [\"python3\", \"-u\", \"server.py\"]\n").unwrap();
+    let server = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![
+                tool("n1", "mcp__web__fetch", json!({"url": format!("http://ok.test:{}/fine", allowed.port)})),
+                tool("n2", "mcp__web__fetch", json!({"url": format!("http://other.test:{}/leak", other.port)})),
+                tool("n3", "mcp__web__reach_out", json!({"host": "127.0.0.1"})),
+            ]),
+            steps(vec![text("done")]),
+        ],
+    )
+    .unwrap();
+    fx.run(&server, &["--mcp", config.to_str().unwrap(), "fetch"]).expect(0);
+    let reqs = server.requests();
+    let (r, err) = result_of(&reqs, "n1");
+    assert!(!err && r.contains("origin=allowed path=/fine"), "{r}");
+    let (r, err) = result_of(&reqs, "n2");
+    assert!(err && r.contains("403"), "{r}");
+    let (r, err) = result_of(&reqs, "n3");
+    assert!(err && r.contains("cannot connect"), "{r}");
+    assert!(other.requests().is_empty(), "the MCP server reached a host the policy does not allow");
+    assert_eq!(allowed.requests().len(), 1);
 }
 
 #[test]

@@ -471,9 +471,13 @@ def tunnel():
 def get(s, path):
     s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: web.test\r\n\r\n")
     got = b""
-    while b"\r\n\r\n" not in got or not got.endswith(b"\n"):
+    while b"\r\n\r\n" not in got:
         got += s.recv(4096)
-    return got.split(b"\r\n\r\n")[1].decode().strip()
+    head, body = got.split(b"\r\n\r\n", 1)
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(body) < n:
+        body += s.recv(4096)
+    return body.decode().strip()
 held = []
 for i in range(5):
     s, code = tunnel()

@@ -137,6 +137,18 @@ fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) 
     panic!("timed out waiting for {what}");
 }
 
+/// Start a task in group dev over the API and wait for its end: (id, GET /api/tasks/ID).
+fn run_task(s: &Serve, prompt: &str) -> (String, Value) {
+    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": prompt})));
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    let task = wait_until("the task to end", Duration::from_secs(90), || {
+        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
+        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
+    });
+    (id, task)
+}
+
 fn terminate(p: Proc) -> i32 {
     let mut child = p.take();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
@@ -162,13 +174,7 @@ fn a_task_runs_in_its_sandbox_and_its_changes_are_reviewed_over_the_api() {
     )
     .unwrap();
     let serve = s.spawn(&model);
-    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": "write notes"})));
-    assert_eq!(code, 201, "{body}");
-    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
-    let task = wait_until("the task to end", Duration::from_secs(60), || {
-        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
-        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
-    });
+    let (id, task) = run_task(&s, "write notes");
     assert_eq!(task["task"]["status"], "succeeded", "{task}");
     assert_eq!(task["review"], true);
     // The tool ran inside the sandbox: the file it read back is there, the host's shadow file is not.
@@ -219,6 +225,60 @@ fn a_task_runs_in_its_sandbox_and_its_changes_are_reviewed_over_the_api() {
         .output()
         .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+#[test]
+fn a_served_group_offers_its_approved_skills_and_its_mcp_servers_tools() {
+    let s = Serve::with("skills", 1, "skills = \"skills\"\nmcp = \"mcp.toml\"\n", "");
+    std::fs::write(s.ws.join("server.py"), agent_common::MCP_SERVER).unwrap();
+    std::fs::write(s.ws.join("notes.txt"), "group notes\n").unwrap();
+    std::fs::write(s.root.join("mcp.toml"), "[mcp.files]\ncommand = [\"python3\", \"-u\", \"server.py\"]\n").unwrap();
+    // The group's skills directory holds the skill; `skill add` approved it.
+    let script = "cat /skills/greet/SKILL.md >/dev/null && echo hello-from-greet\n\
+                  echo x > notes.txt 2>/dev/null || echo workspace-not-declared\n";
+    agent_common::add_skill_at(
+        &s.state,
+        &s.root.join("skills/greet"),
+        "greet",
+        "  tools: [mcp__files__read_text]\n",
+        "greet body",
+        script,
+    );
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool("t1", "load_skill", json!({"name": "greet"}))]),
+            steps(vec![tool("t2", "run_skill", json!({"skill": "greet", "command": ["scripts/go.sh"]}))]),
+            steps(vec![tool("t3", "mcp__files__read_text", json!({"path": "notes.txt"}))]),
+            steps(vec![tool("t4", "bash", json!({"command": "echo hi"}))]),
+            steps(vec![text("done")]),
+        ],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let (id, task) = run_task(&s, "greet");
+    assert_eq!(task["task"]["status"], "succeeded", "{task}");
+    let sent = model.requests();
+    let system = sent[0].body["system"].as_str().unwrap();
+    assert!(system.contains("- greet: Test skill greet."), "{system}");
+    let results = |i: usize| agent_common::tool_results(&sent[i].body).last().cloned().unwrap();
+    let (_, loaded, err) = results(1);
+    assert!(!err && loaded.contains("greet body"), "{loaded}");
+    let (_, ran, err) = results(2);
+    assert!(!err && ran.contains("hello-from-greet") && ran.contains("workspace-not-declared"), "{ran}");
+    let (_, read, err) = results(3);
+    assert!(!err && read.contains("group notes"), "{read}");
+    let (_, refused, err) = results(4);
+    assert!(err && refused.contains("does not declare the tool \"bash\""), "{refused}");
+    assert_eq!(terminate(serve), 0);
+    let kinds: Vec<String> = audit(&s.state)
+        .iter()
+        .filter(|r| r["task"] == id.as_str())
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect();
+    for k in ["skills_offered", "skill_run", "mcp_start", "mcp_call", "tool_denied", "sandbox_stop"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} record in {kinds:?}");
+    }
 }
 
 /// Children of `pid` now (the sandbox helpers of a serve process).
@@ -425,17 +485,6 @@ fn a_slack_event_retried_after_a_kill_9_and_restart_runs_once() {
     assert_eq!(queued, 2);
 }
 
-/// Queue a task over the API and wait for it to end; its `GET /api/tasks/ID`.
-fn run_task(s: &Serve, prompt: &str) -> Value {
-    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": prompt})));
-    assert_eq!(code, 201, "{body}");
-    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
-    wait_until("the task to end", Duration::from_secs(60), || {
-        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
-        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
-    })
-}
-
 fn tool_names(r: &Recorded) -> Vec<String> {
     r.body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
 }
@@ -473,7 +522,7 @@ fn an_agent_schedules_through_its_tool_when_its_group_allows_it() {
     .unwrap();
     let serve = s.spawn(&model);
 
-    let task = run_task(&s, "set up the reports");
+    let (_, task) = run_task(&s, "set up the reports");
     assert_eq!(task["task"]["status"], "succeeded", "{task}");
     let id = task["task"]["id"].as_str().unwrap().to_string();
     let sent = model.requests();
@@ -520,7 +569,7 @@ fn an_agent_of_a_group_without_agent_schedules_cannot_schedule() {
     )
     .unwrap();
     let serve = s.spawn(&model);
-    let task = run_task(&s, "schedule yourself");
+    let (_, task) = run_task(&s, "schedule yourself");
     assert_eq!(task["task"]["status"], "succeeded", "{task}");
     let sent = model.requests();
     assert!(
@@ -562,7 +611,7 @@ fn the_group_memory_is_read_into_the_prompt_and_updated_by_the_agent() {
     )
     .unwrap();
     let serve = s.spawn(&model);
-    let first = run_task(&s, "learn");
+    let (_, first) = run_task(&s, "learn");
     assert_eq!(first["task"]["status"], "succeeded", "{first}");
     let sent = model.requests();
     assert!(sent[0].body["system"].to_string().contains("the tests need python3"), "{}", sent[0].body["system"]);
@@ -576,7 +625,7 @@ fn the_group_memory_is_read_into_the_prompt_and_updated_by_the_agent() {
     assert_eq!(text, "the tests need python3\nthe build uses make");
 
     // A later task of the group sees it.
-    let second = run_task(&s, "what do you know?");
+    let (_, second) = run_task(&s, "what do you know?");
     assert_eq!(second["task"]["status"], "succeeded", "{second}");
     let last = model.requests().last().unwrap().body["system"].to_string();
     assert!(last.contains("the build uses make"), "{last}");
@@ -612,7 +661,7 @@ fn a_served_group_reaches_its_allowed_hosts_through_the_egress_proxy_and_no_othe
     )
     .unwrap();
     let serve = s.spawn(&model);
-    let task = run_task(&s, "fetch");
+    let (_, task) = run_task(&s, "fetch");
     assert_eq!(task["task"]["status"], "succeeded", "{task}");
     let sent = model.requests();
     let result = |n: usize| sent[n].body["messages"].as_array().unwrap().last().unwrap().to_string();

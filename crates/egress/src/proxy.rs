@@ -305,16 +305,11 @@ impl State {
                 if over {
                     let max = st.cfg.max_connections.unwrap_or(0);
                     let body = format!("clawcage egress: too many connections ([network] max_connections = {max})\n");
-                    return Ok::<_, Infallible>(
-                        st.deny(
-                            String::new(),
-                            0,
-                            "max_connections reached".into(),
-                            StatusCode::TOO_MANY_REQUESTS,
-                            body,
-                        )
-                        .await,
-                    );
+                    let why = "max_connections reached".to_string();
+                    let mut r = st.deny(String::new(), 0, why, StatusCode::TOO_MANY_REQUESTS, body).await;
+                    // Closed after the answer: a refused connection holds nothing open.
+                    r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                    return Ok::<_, Infallible>(r);
                 }
                 Ok(st.handle(req, conn, slot).await)
             }

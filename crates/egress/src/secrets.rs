@@ -140,10 +140,13 @@ fn placeholder(name: &str) -> String {
     format!("clawcage-secret-{name}-{hex}")
 }
 
-/// Whether a secret-bound pattern covers this host (ports do not matter).
-fn bound(rule: &Rule, host: &Host) -> bool {
-    // A bound-host rule has no port: it matches on 80 and 443; ask for 443.
-    rule.matches(&Target { host: host.clone(), port: 443 })
+impl Entry {
+    /// Whether the secret is bound to this host (ports do not matter).
+    fn bound_to(&self, host: &Host) -> bool {
+        // A bound-host rule has no port: it matches on 80 and 443; ask for 443.
+        let target = Target { host: host.clone(), port: 443 };
+        self.hosts.iter().any(|r| r.matches(&target))
+    }
 }
 
 impl SecretTable {
@@ -155,7 +158,7 @@ impl SecretTable {
     /// Whether any secret is bound to `host` (then HTTPS to it is
     /// terminated by the proxy so the value can be put in).
     pub fn any_bound(&self, host: &Host) -> bool {
-        self.entries.iter().any(|e| e.hosts.iter().any(|r| bound(r, host)))
+        self.entries.iter().any(|e| e.bound_to(host))
     }
 
     /// The placeholder of secret `name` (for tests and diagnostics).
@@ -176,12 +179,12 @@ impl SecretTable {
             contains(parts.uri.to_string().as_bytes(), p) || parts.headers.values().any(|v| contains(v.as_bytes(), p))
         };
         for e in &self.entries {
-            if !e.hosts.iter().any(|r| bound(r, host)) && carries(e) {
+            if !e.bound_to(host) && carries(e) {
                 return Applied::Blocked(e.name.clone());
             }
         }
         let mut injected = Vec::new();
-        for e in self.entries.iter().filter(|e| e.hosts.iter().any(|r| bound(r, host))) {
+        for e in self.entries.iter().filter(|e| e.bound_to(host)) {
             let mut used = false;
             for v in parts.headers.values_mut() {
                 if contains(v.as_bytes(), e.placeholder.as_bytes()) {
@@ -200,8 +203,7 @@ impl SecretTable {
                 }
             }
             if !parts.headers.contains_key(&e.header) {
-                if let Ok(v) = HeaderValue::from_str(&e.template.replace("{}", &e.value)) {
-                    let mut v = v;
+                if let Ok(mut v) = HeaderValue::from_str(&e.template.replace("{}", &e.value)) {
                     v.set_sensitive(true);
                     parts.headers.insert(e.header.clone(), v);
                     used = true;
@@ -223,7 +225,7 @@ impl SecretTable {
     pub fn foreign(&self, host: &Host) -> Vec<(String, Vec<u8>)> {
         self.entries
             .iter()
-            .filter(|e| !e.hosts.iter().any(|r| bound(r, host)))
+            .filter(|e| !e.bound_to(host))
             .map(|e| (e.name.clone(), e.placeholder.clone().into_bytes()))
             .collect()
     }
@@ -238,7 +240,7 @@ impl SecretTable {
         }
         let mut out = body.to_vec();
         let mut used = Vec::new();
-        for e in self.entries.iter().filter(|e| e.hosts.iter().any(|r| bound(r, host))) {
+        for e in self.entries.iter().filter(|e| e.bound_to(host)) {
             if contains(&out, e.placeholder.as_bytes()) {
                 out = replace(&out, e.placeholder.as_bytes(), e.value.as_bytes());
                 used.push(e.name.clone());
@@ -293,7 +295,9 @@ mod tests {
     use super::*;
 
     fn table() -> (Vec<(String, String)>, SecretTable) {
-        let dir = std::env::temp_dir().join(format!("clawcage-egress-secret-{}", std::process::id()));
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("clawcage-egress-secret-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("key");
         std::fs::write(&file, "file-value-123\n").unwrap();
@@ -305,7 +309,9 @@ mod tests {
             file.display()
         );
         let policy = clawcage_policy::parse_str(&text, "p.toml").unwrap();
-        Secrets::prepare(&policy).unwrap()
+        let prepared = Secrets::prepare(&policy).unwrap(); // the value is read here
+        let _ = std::fs::remove_dir_all(&dir);
+        prepared
     }
 
     fn req(uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {

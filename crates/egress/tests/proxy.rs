@@ -328,10 +328,13 @@ fn open_tunnels_hold_their_place_under_max_connections_for_their_whole_life() {
         held.push(s);
     }
     std::thread::sleep(Duration::from_millis(100));
-    let (refused, head) = tunnel(pp, &target, b"");
+    let (mut refused, head) = tunnel(pp, &target, b"");
     assert!(head.starts_with("HTTP/1.1 429"), "a third tunnel got through: {head}");
-    drop(refused); // it holds a place too while it is open
-                   // The two held ones still work, and closing one frees its place.
+    // The proxy closes a refused connection after its answer.
+    let mut rest = Vec::new();
+    refused.read_to_end(&mut rest).unwrap();
+    assert!(String::from_utf8_lossy(&rest).contains("max_connections = 2"));
+    // The two held ones still work, and closing one frees its place.
     assert!(echoes(&mut held[1], b"still here"));
     drop(held.remove(0));
     let mut freed = false;
@@ -348,12 +351,27 @@ fn open_tunnels_hold_their_place_under_max_connections_for_their_whole_life() {
     proxy.shutdown();
 }
 
-/// A scratch directory for one test.
-fn scratch(name: &str) -> std::path::PathBuf {
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("clawcage-egress-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 /// How a TLS origin ends its connections.

@@ -45,6 +45,15 @@ pub fn parse(text: &str, origin: &str) -> Result<BTreeMap<String, Server>, Strin
         if server.command.is_empty() {
             return Err(format!("{origin}: field `mcp.{name}.command`: must name a program"));
         }
+        for key in server.env.keys() {
+            let ok = key
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+            if key.is_empty() || !ok {
+                return Err(format!("{origin}: field `mcp.{name}.env.{key}`: not an environment variable name"));
+            }
+        }
     }
     Ok(file.mcp)
 }
@@ -63,6 +72,8 @@ mod tests {
         assert!(e.starts_with("g.toml:3: unknown field `args`"), "{e}");
         let e = parse("[mcp.files]\ncommand = []\n", "g.toml").unwrap_err();
         assert!(e.contains("field `mcp.files.command`"), "{e}");
+        let e = parse("[mcp.a]\ncommand = [\"x\"]\nenv = { \"A=B\" = \"1\" }\n", "g.toml").unwrap_err();
+        assert!(e.contains("field `mcp.a.env.A=B`"), "{e}");
         let e = parse("[mcp.a__b]\ncommand = [\"x\"]\n", "g.toml").unwrap_err();
         assert!(e.contains("field `mcp.a__b`"), "{e}");
     }

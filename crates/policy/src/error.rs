@@ -94,8 +94,9 @@ impl PolicyError {
     }
 }
 
-/// 1-based line and column (counted in characters) of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+/// 1-based line and column (counted in characters) of byte `offset` in
+/// `text`, as errors about TOML files (the policy, the model config) name them.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

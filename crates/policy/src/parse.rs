@@ -152,6 +152,16 @@ impl Cx<'_> {
         }
     }
 
+    /// One of two words, each standing for a value.
+    fn choice<T>(&self, node: &Node, field: &str, what: &str, options: [(&str, T); 2]) -> Result<T, PolicyError> {
+        let text = self.string(node, field)?;
+        let [(a, _), (b, _)] = options;
+        match options.into_iter().find(|(word, _)| *word == text) {
+            Some((_, value)) => Ok(value),
+            None => Err(self.err(&node.span, field, format!("{text:?} is not {what} (expected {a:?} or {b:?})"))),
+        }
+    }
+
     /// An array of strings, each converted by `each`; duplicates dropped.
     fn list<T: PartialEq>(
         &self,
@@ -185,14 +195,8 @@ impl Cx<'_> {
                 "deny" => fs.deny = paths(true)?,
                 "protect" => fs.protect = paths(true)?,
                 "changes" => {
-                    fs.changes = match self.string(v, &field)? {
-                        "review" => Some(Changes::Review),
-                        "direct" => Some(Changes::Direct),
-                        other => {
-                            let msg = format!("{other:?} is not a mode (expected \"review\" or \"direct\")");
-                            return Err(self.err(&v.span, &field, msg));
-                        }
-                    }
+                    let modes = [("review", Changes::Review), ("direct", Changes::Direct)];
+                    fs.changes = Some(self.choice(v, &field, "a mode", modes)?);
                 }
                 _ => {}
             }
@@ -325,14 +329,8 @@ impl Cx<'_> {
                 "commands" => a.commands = self.list(v, &field, CommandRule::parse)?,
                 "writes" => a.writes = self.list(v, &field, |s| values::check_glob(s).map(|()| s.to_string()))?,
                 "network" => {
-                    a.network = match self.string(v, &field)? {
-                        "ask" => NetworkApproval::Ask,
-                        "deny" => NetworkApproval::Deny,
-                        other => {
-                            let msg = format!("{other:?} is not a choice (expected \"ask\" or \"deny\")");
-                            return Err(self.err(&v.span, &field, msg));
-                        }
-                    }
+                    let choices = [("ask", NetworkApproval::Ask), ("deny", NetworkApproval::Deny)];
+                    a.network = self.choice(v, &field, "a choice", choices)?;
                 }
                 "timeout" => a.timeout = duration(&v.kind).map_err(|m| self.err(&v.span, &field, m))?,
                 _ => {}

@@ -497,3 +497,23 @@ fn bad_network_and_secrets_are_located() {
         assert!(e.contains(what), "{text:?}: {e}");
     }
 }
+
+#[test]
+fn two_word_choices_name_both_words() {
+    let e = parse_str("[filesystem]\nchanges = \"later\"\n", "p.toml").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "p.toml:2:11: field `filesystem.changes`: \"later\" is not a mode (expected \"review\" or \"direct\")"
+    );
+    let e = parse_str("[approvals]\nnetwork = \"sometimes\"\n", "p.toml").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "p.toml:2:11: field `approvals.network`: \"sometimes\" is not a choice (expected \"ask\" or \"deny\")"
+    );
+    let e = parse_str("[filesystem]\nchanges = 1\n", "p.toml").unwrap_err();
+    assert!(e.to_string().contains("expected a string, found an integer"), "{e}");
+    assert_eq!(
+        parse_str("[filesystem]\nchanges = \"review\"\n", "p.toml").unwrap().filesystem.changes,
+        Some(Changes::Review)
+    );
+}

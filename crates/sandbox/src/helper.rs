@@ -295,6 +295,18 @@ impl Client {
         }
     }
 
+    /// `reply`, unless it is [`HelperReply::Error`]: then the sandbox is gone
+    /// or unusable, and so is this client.
+    fn unless_error(&mut self, reply: HelperReply) -> Result<HelperReply, HelperError> {
+        match reply {
+            HelperReply::Error { error } => {
+                self.done = true;
+                Err(HelperError::Gone(error))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Run one command with `stdin` as its input and collect its output
     /// (bounded by the command's output limit, which the sandbox enforces).
     pub fn exec_collect(&mut self, spec: &ExecSpec, stdin: &[u8]) -> Result<Collected, HelperError> {
@@ -302,9 +314,7 @@ impl Client {
             return Err(HelperError::Gone("a tty cannot be passed through the helper".into()));
         }
         let input = stdin_fd(stdin)?;
-        let flags = nix::fcntl::OFlag::O_CLOEXEC;
-        let (out_r, out_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
-        let (err_r, err_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
+        let ((out_r, out_w), (err_r, err_w)) = (pipe()?, pipe()?);
         self.send(
             &HelperRequest::Exec(WireExec::from_spec(spec)),
             &[input.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
@@ -313,12 +323,8 @@ impl Client {
         drop((input, out_w, err_w));
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let reply = self.collect(out_r.as_fd(), err_r.as_fd(), &mut stdout, &mut stderr)?;
-        match reply {
+        match self.unless_error(reply)? {
             HelperReply::Done { outcome, .. } => Ok(Collected { outcome, stdout, stderr }),
-            HelperReply::Error { error } => {
-                self.done = true;
-                Err(HelperError::Gone(error))
-            }
             other => Err(HelperError::Gone(format!("unexpected reply to exec: {other:?}"))),
         }
     }
@@ -380,22 +386,16 @@ impl Client {
     /// later [`Client::exec_collect`]s, with its stdio connected straight to
     /// the returned pipe ends. It ends when it exits or the sandbox stops.
     pub fn spawn_background(&mut self, spec: &ExecSpec) -> Result<Background, HelperError> {
-        let flags = nix::fcntl::OFlag::O_CLOEXEC;
-        let (in_r, in_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
-        let (out_r, out_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
-        let (err_r, err_w) = nix::unistd::pipe2(flags).map_err(local("pipe"))?;
+        let ((in_r, in_w), (out_r, out_w), (err_r, err_w)) = (pipe()?, pipe()?, pipe()?);
         self.send(
             &HelperRequest::Spawn(WireExec::from_spec(spec)),
             &[in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
         )?;
         drop((in_r, out_w, err_w));
-        match self.recv()? {
+        let reply = self.recv()?;
+        match self.unless_error(reply)? {
             HelperReply::Spawned { id } => Ok(Background { id, stdin: in_w, stdout: out_r, stderr: err_r }),
             HelperReply::SpawnFailed { error } => Err(HelperError::Start(error)),
-            HelperReply::Error { error } => {
-                self.done = true;
-                Err(HelperError::Gone(error))
-            }
             other => Err(HelperError::Gone(format!("unexpected reply to spawn: {other:?}"))),
         }
     }
@@ -422,6 +422,10 @@ impl Drop for Client {
         }
         let _ = self.child.wait();
     }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), HelperError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(local("pipe"))
 }
 
 /// A descriptor that reads as `bytes` then end of file: a memfd

@@ -8,7 +8,7 @@
 use crate::mountplan::MountOp;
 use crate::proto::{self, Reply, Request};
 use crate::seccomp::Filter;
-use crate::{caps, cgroup, landlock, rootfs, spawn, sys, StepError};
+use crate::{caps, cgroup, landlock, nix_step, rootfs, spawn, step, sys, StepError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -70,66 +70,61 @@ pub fn run(cfg: &InitConfig<'_>, ctl: OwnedFd) -> ! {
     }
 }
 
-fn fail<'p>(step: &'static str, path: &'p str) -> impl FnOnce(io::Error) -> StepError + 'p {
-    move |source| StepError { step, path: path.into(), source }
-}
-
 /// The setup sequence. Order matters; each comment says why a step is here.
 /// Returns the egress listener when the plan has network.
 fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<Option<std::net::TcpListener>, StepError> {
     // 1. Die with the supervisor: if it is killed, pid 1 goes, and with it
     //    every process of the namespace.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(fail("PR_SET_PDEATHSIG", ""))?;
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0).map_err(step("PR_SET_PDEATHSIG", ""))?;
     // We are a copy of the supervisor: its command line and environment
     // (host secrets!) are still in our memory and in /proc/1. Wipe them.
     sys::scrub_cmdline_and_environ(b"clawcage-init")
-        .map_err(fail("scrub inherited argv/environ", "/proc/self/stat"))?;
+        .map_err(step("scrub inherited argv/environ", "/proc/self/stat"))?;
 
     // 2. Into our v1 cgroups (the cgroup2 one we were born in), before we
     //    do anything else; then wait for the supervisor to write our uid/gid
     //    maps (that must happen from outside).
-    cgroup::join_self(cfg.cgroup_tasks).map_err(fail("join cgroups", ""))?;
-    let idmapped = match proto::recv::<Go>(ctl.as_fd()).map_err(fail("wait for supervisor", ""))? {
+    cgroup::join_self(cfg.cgroup_tasks).map_err(step("join cgroups", ""))?;
+    let idmapped = match proto::recv::<Go>(ctl.as_fd()).map_err(step("wait for supervisor", ""))? {
         Some((Go, fds)) => fds,
         None => sys::exit_now(1), // supervisor gone
     };
     // Only now non-dumpable, so that init's memory and fds are out of ptrace
     // reach: earlier, /proc/<init>/{uid_map,setgroups} would turn root-owned
     // and an unprivileged supervisor could not write them (EACCES).
-    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(fail("PR_SET_DUMPABLE", ""))?;
+    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(step("PR_SET_DUMPABLE", ""))?;
 
     // 3. Become the namespace's root (the uid/gid the maps name), and shed
     //    the supplementary groups inherited from the host.
     let root = nix::unistd::Gid::from_raw(0);
-    nix::unistd::setresgid(root, root, root).map_err(|e| fail("setresgid", "")(e.into()))?;
+    nix::unistd::setresgid(root, root, root).map_err(nix_step("setresgid", ""))?;
     let root = nix::unistd::Uid::from_raw(0);
-    nix::unistd::setresuid(root, root, root).map_err(|e| fail("setresuid", "")(e.into()))?;
+    nix::unistd::setresuid(root, root, root).map_err(nix_step("setresuid", ""))?;
     if cfg.clear_groups {
-        nix::unistd::setgroups(&[]).map_err(|e| fail("setgroups", "")(e.into()))?;
+        nix::unistd::setgroups(&[]).map_err(nix_step("setgroups", ""))?;
     }
 
     // 4. A cgroup namespace rooted at our own cgroup, now that we are in it:
     //    /proc/self/cgroup shows "/" and the host hierarchy stays hidden.
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-        .map_err(|e| fail("unshare(CLONE_NEWCGROUP)", "")(e.into()))?;
-    nix::unistd::sethostname("clawcage").map_err(|e| fail("sethostname", "")(e.into()))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(nix_step("unshare(CLONE_NEWCGROUP)", ""))?;
+    nix::unistd::sethostname("clawcage").map_err(nix_step("sethostname", ""))?;
 
     // 5. The filesystem: a fresh root with only what the plan names.
     rootfs::build(cfg.ops, idmapped)?;
 
     // 6. The network namespace starts with loopback down; up, and nothing else.
-    sys::loopback_up().map_err(fail("bring up loopback", "lo"))?;
+    sys::loopback_up().map_err(step("bring up loopback", "lo"))?;
 
     // 7. No terminal of the host: a new session, stdio on /dev/null, and no
     //    descriptor but the control socket.
-    setsid().map_err(|e| fail("setsid", "")(e.into()))?;
+    setsid().map_err(nix_step("setsid", ""))?;
     let null =
-        std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(fail("open", "/dev/null"))?;
+        std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(step("open", "/dev/null"))?;
     for fd in 0..3 {
-        dup2(null.as_raw_fd(), fd).map_err(|e| fail("dup2", "/dev/null")(e.into()))?;
+        dup2(null.as_raw_fd(), fd).map_err(nix_step("dup2", "/dev/null"))?;
     }
     drop(null);
-    sys::close_all_except(ctl.as_raw_fd()).map_err(fail("close inherited descriptors", ""))?;
+    sys::close_all_except(ctl.as_raw_fd()).map_err(step("close inherited descriptors", ""))?;
 
     // 7b. The only way out: a listener on the sandbox's loopback whose socket
     //     goes to the supervisor (the host proxy accepts on it). Bound here,
@@ -138,7 +133,7 @@ fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<Option<std::net::TcpList
     let listener = match cfg.proxy_port {
         Some(port) => Some(
             std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
-                .map_err(fail("listen for the egress proxy", "127.0.0.1"))?,
+                .map_err(step("listen for the egress proxy", "127.0.0.1"))?,
         ),
         None => None,
     };
@@ -146,30 +141,30 @@ fn setup(cfg: &InitConfig<'_>, ctl: &OwnedFd) -> Result<Option<std::net::TcpList
     // 8. Resource limits that are per process (file size, core dumps; memory
     //    and process count when no cgroup could be used).
     for (res, value) in cfg.rlimits {
-        setrlimit(*res, *value, *value).map_err(|e| fail("setrlimit", "")(e.into()))?;
+        setrlimit(*res, *value, *value).map_err(nix_step("setrlimit", ""))?;
     }
 
     // 9. Privileges: capabilities gone for good, then no_new_privs (both
     //    Landlock and seccomp require it from an unprivileged process).
-    caps::drop_all().map_err(fail("drop capabilities", ""))?;
-    caps::no_new_privs().map_err(fail("PR_SET_NO_NEW_PRIVS", ""))?;
+    caps::drop_all().map_err(step("drop capabilities", ""))?;
+    caps::no_new_privs().map_err(step("PR_SET_NO_NEW_PRIVS", ""))?;
 
     // 10. Landlock mirrors the filesystem plan on the new root's paths.
     match landlock::apply(cfg.ops) {
         Ok(landlock::Status::Full | landlock::Status::Partial) => {}
         Ok(landlock::Status::None) if cfg.allow_missing_landlock => {}
-        Ok(landlock::Status::None) => return Err(fail("landlock", "")(io::Error::other(
+        Ok(landlock::Status::None) => return Err(step("landlock", "")(io::Error::other(
             "Landlock is not available on this kernel (policy [sandbox] allow_missing = [\"landlock\"] accepts that)",
         ))),
-        Err(e) => return Err(fail("landlock", "")(io::Error::other(e))),
+        Err(e) => return Err(step("landlock", "")(io::Error::other(e))),
     }
 
     // 11. seccomp last, so the filter need not allow any setup call.
-    cfg.filter.install().map_err(|e| fail("seccomp", "")(io::Error::other(e.to_string())))?;
+    cfg.filter.install().map_err(|e| step("seccomp", "")(io::Error::other(e.to_string())))?;
 
     // 12. Check from inside that the kernel sees what we meant.
-    let status = std::fs::read_to_string("/proc/self/status").map_err(fail("read", "/proc/self/status"))?;
-    caps::verify(&status).map_err(|e| fail("verify restrictions", "/proc/self/status")(io::Error::other(e)))?;
+    let status = std::fs::read_to_string("/proc/self/status").map_err(step("read", "/proc/self/status"))?;
+    caps::verify(&status).map_err(|e| step("verify restrictions", "/proc/self/status")(io::Error::other(e)))?;
     Ok(listener)
 }
 

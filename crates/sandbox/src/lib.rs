@@ -41,6 +41,18 @@ pub struct StepError {
     pub source: std::io::Error,
 }
 
+/// The error of setup step `step` on `path` (may be empty), for `map_err`.
+pub(crate) fn step(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StepError {
+    let path = path.into();
+    move |source| StepError { step, path, source }
+}
+
+/// [`step`] for the errors of `nix` calls.
+pub(crate) fn nix_step(s: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::errno::Errno) -> StepError {
+    let f = step(s, path);
+    move |e| f(std::io::Error::from(e))
+}
+
 /// Why a sandbox could not be started or used.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {

@@ -4,7 +4,7 @@
 
 use crate::mountplan::MountOp;
 use crate::sys;
-use crate::StepError;
+use crate::{nix_step, step, StepError};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{chdir, mkdir, pivot_root};
 use std::fs;
@@ -36,16 +36,8 @@ const PROC_MASKED_FILES: &[&str] = &[
 const PROC_MASKED_DIRS: &[&str] = &["acpi", "asound", "scsi", "firmware", "driver"];
 const PROC_READ_ONLY: &[&str] = &["sys", "bus", "fs", "irq"];
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
-
-fn step(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StepError {
-    let path = path.into();
-    move |source| StepError { step, path, source }
-}
-
-fn nix_step(s: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::errno::Errno) -> StepError {
-    let f = step(s, path);
-    move |e| f(std::io::Error::from(e))
-}
+/// The attributes of every read-only mount: no writes, no set-id, no devices.
+const READ_ONLY: u64 = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
 
 /// Build the root from `ops`; `fds` holds, in the order of the ops that use
 /// them, the supervisor's idmapped trees (one per bind marked `idmap`) and
@@ -117,7 +109,7 @@ pub fn build(ops: &[MountOp], fds: Vec<OwnedFd>) -> Result<(), StepError> {
             MountOp::Protect(path) => {
                 // Recursive: masks already made below a protected path stay.
                 rbind(path, path)?;
-                set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+                set_attr(path, READ_ONLY)?;
             }
             MountOp::File { src, dst, tree, dir } => {
                 ensure_mountpoint(dst, *dir)?;
@@ -127,7 +119,7 @@ pub fn build(ops: &[MountOp], fds: Vec<OwnedFd>) -> Result<(), StepError> {
                 } else {
                     bind(&old(src), dst)?;
                 }
-                set_attr(dst, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+                set_attr(dst, READ_ONLY)?;
             }
             MountOp::Overlay { path } => {
                 let layers = next_fd(path, "overlay layers")?;
@@ -140,7 +132,7 @@ pub fn build(ops: &[MountOp], fds: Vec<OwnedFd>) -> Result<(), StepError> {
     // kernel requires a fully visible procfs to exist); now let go of the host.
     umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(nix_step("detach old root", OLD_ROOT))?;
     fs::remove_dir(OLD_ROOT).map_err(step("rmdir", OLD_ROOT))?;
-    set_attr(Path::new("/"), sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+    set_attr(Path::new("/"), READ_ONLY)
 }
 
 /// The workspace's changes go to the task's upper directory: what shows the
@@ -153,8 +145,7 @@ fn overlay(path: &Path, layers: &OwnedFd) -> Result<(), StepError> {
         return Err(step("overlay workspace", path)(std::io::Error::other("the workspace is not a directory here")));
     }
     // Only a mount of its own can be made read-only without touching a parent bind.
-    bind(path, path)?;
-    set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+    bind_read_only(path, path)?;
     let staging = Path::new(LAYERS);
     mkdir(staging, nix::sys::stat::Mode::from_bits_truncate(0o700)).map_err(nix_step("mkdir", staging))?;
     sys::move_mount_fd(layers.as_raw_fd(), staging).map_err(step("attach overlay layers", staging))?;
@@ -171,6 +162,11 @@ fn old(path: &Path) -> PathBuf {
 
 fn bind(src: &Path, dst: &Path) -> Result<(), StepError> {
     mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(nix_step("bind", dst))
+}
+
+fn bind_read_only(src: &Path, dst: &Path) -> Result<(), StepError> {
+    bind(src, dst)?;
+    set_attr(dst, READ_ONLY)
 }
 
 fn rbind(src: &Path, dst: &Path) -> Result<(), StepError> {
@@ -256,8 +252,7 @@ fn mask_dir(path: &Path) -> Result<(), StepError> {
 }
 
 fn mask_file(path: &Path) -> Result<(), StepError> {
-    bind(Path::new(EMPTY_FILE), path)?;
-    set_attr(path, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+    bind_read_only(Path::new(EMPTY_FILE), path)
 }
 
 fn ensure_dir(path: &Path) -> Result<(), StepError> {
@@ -303,8 +298,7 @@ fn proc() -> Result<(), StepError> {
     for d in PROC_READ_ONLY {
         let p = Path::new("/proc").join(d);
         if p.exists() {
-            bind(&p, &p)?;
-            set_attr(&p, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)?;
+            bind_read_only(&p, &p)?;
         }
     }
     Ok(())

@@ -191,18 +191,10 @@ impl Filter {
 
 /// seccomp requires no_new_privs for an unprivileged caller; we set it always.
 fn set_no_new_privs() -> Result<(), SeccompError> {
-    let zero: libc::c_ulong = 0;
-    // SAFETY: PR_GET_NO_NEW_PRIVS takes no pointer and only reads a flag.
-    let cur = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, zero, zero, zero, zero) };
-    if cur == 1 {
+    if crate::sys::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0).ok() == Some(1) {
         return Ok(());
     }
-    // SAFETY: PR_SET_NO_NEW_PRIVS takes no pointer and only sets a flag.
-    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, zero, zero, zero) };
-    if ret != 0 {
-        return Err(SeccompError::NoNewPrivs(io::Error::last_os_error()));
-    }
-    Ok(())
+    crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map(drop).map_err(SeccompError::NoNewPrivs)
 }
 
 /// What the compiler needs to know about the running architecture.

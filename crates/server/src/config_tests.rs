@@ -191,3 +191,19 @@ fn agent_schedules_is_a_small_positive_number_or_absent() {
     assert_eq!((line, field.as_str()), (12, "groups.dev.agent_schedules"), "{msg}");
     assert!(msg.contains("invalid type"), "{msg}");
 }
+
+#[test]
+fn a_groups_mcp_servers_are_read_and_a_bad_file_names_both_places() {
+    let t = Tmp::new("mcp");
+    std::fs::write(t.0.join("mcp.toml"), "[mcp.files]\ncommand = [\"python3\", \"s.py\"]\n").unwrap();
+    let text = GOOD.replace("memory = \"MEMORY.md\"", "memory = \"MEMORY.md\"\nmcp = \"mcp.toml\"");
+    let c = parse_in(&t, &text).unwrap();
+    assert_eq!(c.groups["dev"].mcp["files"].command, vec!["python3", "s.py"]);
+    std::fs::write(t.0.join("mcp.toml"), "[mcp.files]\ncommand = [\"x\"]\nargs = []\n").unwrap();
+    let (line, _, field, msg) = invalid(&t, &text);
+    assert_eq!((line, field.as_str()), (12, "groups.dev.mcp"), "{msg}");
+    assert!(msg.contains("mcp.toml:3: unknown field `args`"), "{msg}");
+    std::fs::remove_file(t.0.join("mcp.toml")).unwrap();
+    let (_, _, field, msg) = invalid(&t, &text);
+    assert!(field == "groups.dev.mcp" && msg.contains("No such file"), "{msg}");
+}

@@ -64,7 +64,8 @@ pub struct Needs {
     pub read: Vec<String>,
     /// Paths written.
     pub write: Vec<String>,
-    /// Agent tools the skill's instructions use (`bash`, `mcp__NAME__tool`, ...).
+    /// Agent tools the skill's instructions use (`bash`, `mcp__NAME__tool`, ...):
+    /// while the skill is a task's active skill, only these are accepted.
     pub tools: Vec<String>,
 }
 

@@ -4,46 +4,71 @@
 //! / content_block_stop, message_delta (stop_reason, usage), message_stop,
 //! with ping and error events in between.
 
-use super::{failed_response, next_chunk, transport, Attempt, ModelRequest, Observer, ProviderConfig, SseParser};
+use super::{protocol, stream_events, Attempt, ModelRequest, Observer, ProviderConfig};
 use crate::conversation::{parse_arguments, Block, ModelResponse, Speaker, StopReason, TokenUsage};
 use crate::provider::ProviderError;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-/// The request body.
-pub(crate) fn body(cfg: &ProviderConfig, req: ModelRequest<'_>) -> Value {
-    let messages: Vec<Value> = req
-        .turns
-        .iter()
-        .map(|t| {
-            let role = match t.role {
-                Speaker::User => "user",
-                Speaker::Assistant => "assistant",
-            };
-            let content: Vec<Value> = t.content.iter().map(block).collect();
-            json!({ "role": role, "content": content })
-        })
-        .collect();
-    let tools: Vec<Value> = req
-        .tools
-        .iter()
-        .map(|t| json!({ "name": t.name, "description": t.description, "input_schema": t.input_schema }))
-        .collect();
-    json!({
-        "model": cfg.model,
-        "max_tokens": cfg.max_tokens,
-        "system": req.system,
-        "messages": messages,
-        "tools": tools,
-        "stream": true,
-    })
+/// The request body, borrowing the conversation (serialised once, no copy).
+#[derive(Serialize)]
+pub(crate) struct Body<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    system: &'a str,
+    messages: Vec<Message<'a>>,
+    tools: Vec<Tool<'a>>,
+    stream: bool,
 }
 
-fn block(b: &Block) -> Value {
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: Vec<Content<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Content<'a> {
+    Text { text: &'a str },
+    ToolUse { id: &'a str, name: &'a str, input: &'a Value },
+    ToolResult { tool_use_id: &'a str, content: &'a str, is_error: bool },
+}
+
+#[derive(Serialize)]
+struct Tool<'a> {
+    name: &'a str,
+    description: &'a str,
+    input_schema: &'a Value,
+}
+
+/// The request body.
+pub(crate) fn body<'a>(cfg: &'a ProviderConfig, req: ModelRequest<'a>) -> Body<'a> {
+    let messages = req
+        .turns
+        .iter()
+        .map(|t| Message {
+            role: match t.role {
+                Speaker::User => "user",
+                Speaker::Assistant => "assistant",
+            },
+            content: t.content.iter().map(block).collect(),
+        })
+        .collect();
+    let tools = req
+        .tools
+        .iter()
+        .map(|t| Tool { name: &t.name, description: &t.description, input_schema: &t.input_schema })
+        .collect();
+    Body { model: &cfg.model, max_tokens: cfg.max_tokens, system: req.system, messages, tools, stream: true }
+}
+
+fn block(b: &Block) -> Content<'_> {
     match b {
-        Block::Text { text } => json!({ "type": "text", "text": text }),
-        Block::ToolUse { id, name, input, .. } => json!({ "type": "tool_use", "id": id, "name": name, "input": input }),
+        Block::Text { text } => Content::Text { text },
+        Block::ToolUse { id, name, input, .. } => Content::ToolUse { id, name, input },
         Block::ToolResult { tool_use_id, content, is_error } => {
-            json!({ "type": "tool_result", "tool_use_id": tool_use_id, "content": content, "is_error": is_error })
+            Content::ToolResult { tool_use_id, content, is_error: *is_error }
         }
     }
 }
@@ -63,31 +88,11 @@ pub(crate) async fn call(
     if let Some(key) = &cfg.api_key {
         rb = rb.header("x-api-key", key);
     }
-    let resp = rb.send().await.map_err(transport)?;
-    if !resp.status().is_success() {
-        return Err(failed_response(cfg, resp).await);
-    }
-    let mut stream = resp.bytes_stream();
-    let mut parser = SseParser::new();
     let mut state = State::default();
-    while let Some(chunk) = next_chunk(&mut stream).await? {
-        let events = parser.feed(&chunk).map_err(|d| protocol(cfg, d))?;
-        for ev in events {
-            if state.event(cfg, &ev.event, &ev.data, obs)? {
-                return state.finish(cfg);
-            }
-        }
-    }
-    if let Some(ev) = parser.finish() {
-        if state.event(cfg, &ev.event, &ev.data, obs)? {
-            return state.finish(cfg);
-        }
+    if stream_events(cfg, rb, |ev| state.event(cfg, &ev.event, &ev.data, obs)).await? {
+        return state.finish(cfg);
     }
     Err(Attempt::Retry { why: "the stream ended before message_stop".into(), after: None })
-}
-
-fn protocol(cfg: &ProviderConfig, detail: String) -> Attempt {
-    Attempt::Fatal(ProviderError::Protocol { provider: cfg.provider.clone(), detail })
 }
 
 /// A content block being streamed.
@@ -225,5 +230,56 @@ impl State {
             None => return Err(protocol(cfg, "message_stop without a stop_reason".into())),
         };
         Ok(ModelResponse { content: self.done, stop, usage: self.usage })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::conversation::{ToolSpec, Turn};
+    use serde_json::json;
+
+    #[test]
+    fn the_body_is_the_messages_api_shape() {
+        let cfg =
+            ProviderConfig::from_spec("anthropic:m", &|k| (k == "ANTHROPIC_API_KEY").then(|| "k".into())).unwrap();
+        let turns = vec![
+            Turn::user_text("hi"),
+            Turn {
+                role: Speaker::Assistant,
+                content: vec![
+                    Block::Text { text: "ok".into() },
+                    Block::ToolUse {
+                        id: "t1".into(),
+                        name: "bash".into(),
+                        input: json!({"command": "ls"}),
+                        invalid: None,
+                    },
+                ],
+            },
+            Turn {
+                role: Speaker::User,
+                content: vec![Block::ToolResult { tool_use_id: "t1".into(), content: "out".into(), is_error: true }],
+            },
+        ];
+        let tools =
+            vec![ToolSpec { name: "bash".into(), description: "run".into(), input_schema: json!({"type": "object"}) }];
+        let req = ModelRequest { system: "sys", turns: &turns, tools: &tools };
+        assert_eq!(
+            serde_json::to_value(body(&cfg, req)).unwrap(),
+            json!({
+                "model": "m", "max_tokens": 8192, "system": "sys", "stream": true,
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                    {"role": "assistant", "content": [
+                        {"type": "text", "text": "ok"},
+                        {"type": "tool_use", "id": "t1", "name": "bash", "input": {"command": "ls"}},
+                    ]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "out", "is_error": true}]},
+                ],
+                "tools": [{"name": "bash", "description": "run", "input_schema": {"type": "object"}}],
+            })
+        );
     }
 }

@@ -10,6 +10,7 @@ mod openai;
 pub mod price;
 mod sse;
 
+use crate::config::{KeySource, Located, ModelConfig};
 use crate::conversation::{ModelResponse, ToolSpec, Turn};
 use std::time::Duration;
 
@@ -54,8 +55,8 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// API key (never logged; `None` for local servers without one).
     pub api_key: Option<String>,
-    /// The variable the key comes from, for error messages.
-    pub key_var: &'static str,
+    /// Where the key comes from (a variable's name, a file), for error messages.
+    pub key_source: String,
     /// Retries on 429, 5xx and overload.
     pub retry: RetryPolicy,
     /// Output tokens per model call.
@@ -73,6 +74,34 @@ impl std::fmt::Debug for ProviderConfig {
     }
 }
 
+/// A provider clawcage knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Builtin {
+    /// Its wire format.
+    pub(crate) wire: Wire,
+    /// Its base URL unless configured.
+    pub(crate) default_url: &'static str,
+    /// Whether it refuses requests without a key.
+    pub(crate) key_required: bool,
+}
+
+/// The built-in provider `name`, if it is one.
+pub(crate) fn builtin(name: &str) -> Option<Builtin> {
+    let b = |wire, default_url, key_required| Some(Builtin { wire, default_url, key_required });
+    match name {
+        "anthropic" => b(Wire::Anthropic, "https://api.anthropic.com", true),
+        "openai" => b(Wire::OpenAi, "https://api.openai.com/v1", true),
+        "ollama" => b(Wire::OpenAi, "http://127.0.0.1:11434/v1", false),
+        "vllm" => b(Wire::OpenAi, "http://127.0.0.1:8000/v1", false),
+        _ => None,
+    }
+}
+
+/// `NAME_SUFFIX` for provider `name` (`ANTHROPIC_API_KEY`, `MY_LAB_BASE_URL`).
+fn env_name(provider: &str, suffix: &str) -> String {
+    format!("{}_{suffix}", provider.to_ascii_uppercase().replace('-', "_"))
+}
+
 impl ProviderConfig {
     /// Parse `provider:model` and take the base URL and key from `env`:
     ///
@@ -83,38 +112,82 @@ impl ProviderConfig {
     /// | ollama    | OpenAI    | `OLLAMA_BASE_URL` (`http://127.0.0.1:11434/v1`)   | `OLLAMA_API_KEY` (optional) |
     /// | vllm      | OpenAI    | `VLLM_BASE_URL` (`http://127.0.0.1:8000/v1`)      | `VLLM_API_KEY` (optional) |
     pub fn from_spec(spec: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ProviderConfig, ProviderError> {
+        ProviderConfig::resolve(spec, None, env)
+    }
+
+    /// Like [`ProviderConfig::from_spec`], with the model config file's
+    /// `[providers.NAME]` under the environment: `NAME_BASE_URL` over
+    /// `base_url` over the default; `NAME_API_KEY` over `api_key_env` /
+    /// `api_key_file`. `spec` may be just `NAME` when the file gives that
+    /// provider a `model`.
+    pub fn resolve(
+        spec: &str,
+        config: Option<&ModelConfig>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ProviderConfig, ProviderError> {
         let bad = |why: String| ProviderError::Config(format!("--model {spec:?}: {why}"));
-        let (provider, model) = spec
-            .split_once(':')
-            .ok_or_else(|| bad("expected provider:model (anthropic:..., openai:..., ollama:..., vllm:...)".into()))?;
+        let from_file = |e: crate::config::ConfigError| ProviderError::Config(e.to_string());
+        let entry_of = |name: &str| config.and_then(|c| c.providers.get(name));
+        let (provider, model) = match spec.split_once(':') {
+            Some((p, m)) => (p, m.to_string()),
+            None => match entry_of(spec).and_then(|e| e.model.as_ref()) {
+                Some(m) => (spec, m.value.clone()),
+                None => {
+                    return Err(bad("expected provider:model (anthropic:..., openai:..., ollama:..., vllm:...)".into()))
+                }
+            },
+        };
         if model.is_empty() {
             return Err(bad("the model name is empty".into()));
         }
-        let (wire, url_var, default_url, key_var, key_required) = match provider {
-            "anthropic" => {
-                (Wire::Anthropic, "ANTHROPIC_BASE_URL", "https://api.anthropic.com", "ANTHROPIC_API_KEY", true)
+        let entry = entry_of(provider);
+        let known = builtin(provider);
+        let wire = match (entry.and_then(|e| e.wire.as_ref()), known) {
+            (Some(w), _) => w.value,
+            (None, Some(b)) => b.wire,
+            (None, None) => {
+                return Err(bad(format!(
+                    "unknown provider {provider:?} (anthropic, openai, ollama, vllm, or a [providers.{provider}] table in the config file)"
+                )))
             }
-            "openai" => (Wire::OpenAi, "OPENAI_BASE_URL", "https://api.openai.com/v1", "OPENAI_API_KEY", true),
-            "ollama" => (Wire::OpenAi, "OLLAMA_BASE_URL", "http://127.0.0.1:11434/v1", "OLLAMA_API_KEY", false),
-            "vllm" => (Wire::OpenAi, "VLLM_BASE_URL", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", false),
-            other => return Err(bad(format!("unknown provider {other:?} (anthropic, openai, ollama, vllm)"))),
         };
-        let api_key = env(key_var).filter(|k| !k.is_empty());
-        if key_required && api_key.is_none() {
-            return Err(bad(format!("{key_var} is not set")));
-        }
-        let base_url = env(url_var).filter(|u| !u.is_empty()).unwrap_or_else(|| default_url.to_string());
+        let (url_var, key_var) = (env_name(provider, "BASE_URL"), env_name(provider, "API_KEY"));
+        let base_url = match env(&url_var).filter(|u| !u.is_empty()) {
+            Some(u) => u,
+            None => match (entry.and_then(|e| e.base_url.as_ref()), known) {
+                (Some(u), _) => u.value.clone(),
+                (None, Some(b)) => b.default_url.to_string(),
+                (None, None) => return Err(bad(format!("no base URL: set {url_var} or base_url in the config file"))),
+            },
+        };
         let base_url = base_url.trim_end_matches('/').to_string();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(bad(format!("{url_var}={base_url:?} is not an http(s) URL")));
         }
+        let (api_key, key_source) = match env(&key_var).filter(|k| !k.is_empty()) {
+            Some(k) => (Some(k), key_var.clone()),
+            None => match entry.and_then(|e| e.key.as_ref()) {
+                Some(Located { value: KeySource::Env(var), origin }) => match env(var).filter(|k| !k.is_empty()) {
+                    Some(k) => (Some(k), var.clone()),
+                    None => return Err(from_file(origin.error(format!("{var} is not set")))),
+                },
+                Some(Located { value: KeySource::File(path), origin }) => {
+                    let key = crate::config::read_key_file(path, origin).map_err(from_file)?;
+                    (Some(key), path.display().to_string())
+                }
+                None => (None, key_var.clone()),
+            },
+        };
+        if known.is_some_and(|b| b.key_required) && api_key.is_none() {
+            return Err(bad(format!("{key_var} is not set")));
+        }
         Ok(ProviderConfig {
             provider: provider.to_string(),
             wire,
-            model: model.to_string(),
+            model,
             base_url,
             api_key,
-            key_var,
+            key_source,
             retry: RetryPolicy::default(),
             max_tokens: 8192,
         })
@@ -293,7 +366,7 @@ pub(crate) async fn failed_response(cfg: &ProviderConfig, resp: reqwest::Respons
         return Attempt::Retry { why: format!("HTTP {status}: {message}"), after };
     }
     let hint = match status {
-        401 | 403 => format!(" (check {})", cfg.key_var),
+        401 | 403 => format!(" (check {})", cfg.key_source),
         404 => format!(" (check the model name {:?} and the base URL {})", cfg.model, cfg.base_url),
         _ => String::new(),
     };
@@ -303,6 +376,39 @@ pub(crate) async fn failed_response(cfg: &ProviderConfig, resp: reqwest::Respons
 /// A transport error: connection failures and broken streams are retried.
 pub(crate) fn transport(e: reqwest::Error) -> Attempt {
     Attempt::Retry { why: format!("connection: {e}"), after: None }
+}
+
+/// A response we cannot read: final.
+pub(crate) fn protocol(cfg: &ProviderConfig, detail: String) -> Attempt {
+    Attempt::Fatal(ProviderError::Protocol { provider: cfg.provider.clone(), detail })
+}
+
+/// One streamed attempt, for either wire: send `rb`, turn a failed status
+/// into an [`Attempt`], and hand each server-sent event of the body to
+/// `on_event` until it returns `true` (the wire's end marker). `Ok(false)`:
+/// the stream ended before that.
+pub(crate) async fn stream_events(
+    cfg: &ProviderConfig,
+    rb: reqwest::RequestBuilder,
+    mut on_event: impl FnMut(&sse::SseEvent) -> Result<bool, Attempt>,
+) -> Result<bool, Attempt> {
+    let resp = rb.send().await.map_err(transport)?;
+    if !resp.status().is_success() {
+        return Err(failed_response(cfg, resp).await);
+    }
+    let mut stream = resp.bytes_stream();
+    let mut parser = SseParser::new();
+    while let Some(chunk) = next_chunk(&mut stream).await? {
+        for ev in parser.feed(&chunk).map_err(|d| protocol(cfg, d))? {
+            if on_event(&ev)? {
+                return Ok(true);
+            }
+        }
+    }
+    match parser.finish() {
+        Some(ev) => on_event(&ev),
+        None => Ok(false),
+    }
 }
 
 /// How long a stream may go quiet before it counts as broken.

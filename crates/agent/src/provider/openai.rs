@@ -5,68 +5,138 @@
 //! `finish_reason`, a usage chunk, and `data: [DONE]`. Ollama's and vLLM's
 //! `/v1` endpoints speak the same.
 
-use super::{failed_response, next_chunk, transport, Attempt, ModelRequest, Observer, ProviderConfig, SseParser};
+use super::{protocol, stream_events, Attempt, ModelRequest, Observer, ProviderConfig};
 use crate::conversation::{parse_arguments, Block, ModelResponse, Speaker, StopReason, TokenUsage};
-use crate::provider::ProviderError;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// The request body, borrowing the conversation where the wire allows.
+#[derive(Serialize)]
+pub(crate) struct Body<'a> {
+    model: &'a str,
+    messages: Vec<Message<'a>>,
+    tools: Vec<Tool<'a>>,
+    stream: bool,
+    stream_options: StreamOptions,
+    /// OpenAI's own API wants max_completion_tokens; compatible servers know max_tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    /// `null` for an assistant turn of tool calls only.
+    content: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCall<'a>>,
+}
+
+impl<'a> Message<'a> {
+    fn new(role: &'static str, content: Option<Cow<'a, str>>) -> Message<'a> {
+        Message { role, content, tool_call_id: None, tool_calls: Vec::new() }
+    }
+}
+
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'a> {
+    name: &'a str,
+    /// The arguments as a JSON string, as the wire has them.
+    arguments: String,
+}
+
+#[derive(Serialize)]
+struct Tool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function<'a>,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
 
 /// The request body.
-pub(crate) fn body(cfg: &ProviderConfig, req: ModelRequest<'_>) -> Value {
-    let mut messages = vec![json!({ "role": "system", "content": req.system })];
+pub(crate) fn body<'a>(cfg: &'a ProviderConfig, req: ModelRequest<'a>) -> Body<'a> {
+    let mut messages = vec![Message::new("system", Some(Cow::Borrowed(req.system)))];
     for t in req.turns {
         match t.role {
             Speaker::User => {
                 for b in &t.content {
                     match b {
                         Block::ToolResult { tool_use_id, content, is_error } => {
-                            let content = if *is_error { format!("ERROR: {content}") } else { content.clone() };
-                            messages.push(json!({ "role": "tool", "tool_call_id": tool_use_id, "content": content }));
+                            let content = if *is_error {
+                                Cow::Owned(format!("ERROR: {content}"))
+                            } else {
+                                Cow::Borrowed(content.as_str())
+                            };
+                            let mut m = Message::new("tool", Some(content));
+                            m.tool_call_id = Some(tool_use_id);
+                            messages.push(m);
                         }
-                        Block::Text { text } => messages.push(json!({ "role": "user", "content": text })),
+                        Block::Text { text } => messages.push(Message::new("user", Some(Cow::Borrowed(text)))),
                         Block::ToolUse { .. } => {}
                     }
                 }
             }
             Speaker::Assistant => {
                 let text = t.text();
-                let calls: Vec<Value> = t
+                let mut m = Message::new("assistant", (!text.is_empty()).then_some(Cow::Owned(text)));
+                m.tool_calls = t
                     .content
                     .iter()
                     .filter_map(|b| match b {
-                        Block::ToolUse { id, name, input, .. } => Some(json!({
-                            "id": id,
-                            "type": "function",
-                            "function": { "name": name, "arguments": input.to_string() },
-                        })),
+                        Block::ToolUse { id, name, input, .. } => Some(ToolCall {
+                            id,
+                            kind: "function",
+                            function: FunctionCall { name, arguments: input.to_string() },
+                        }),
                         _ => None,
                     })
                     .collect();
-                let mut m = json!({ "role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) } });
-                if !calls.is_empty() {
-                    m["tool_calls"] = Value::Array(calls);
-                }
                 messages.push(m);
             }
         }
     }
-    let tools: Vec<Value> = req
+    let tools = req
         .tools
         .iter()
-        .map(|t| {
-            json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": t.input_schema } })
+        .map(|t| Tool {
+            kind: "function",
+            function: Function { name: &t.name, description: &t.description, parameters: &t.input_schema },
         })
         .collect();
-    let mut body = json!({
-        "model": cfg.model,
-        "messages": messages,
-        "tools": tools,
-        "stream": true,
-        "stream_options": { "include_usage": true },
-    });
-    // OpenAI's own API wants max_completion_tokens; compatible servers know max_tokens.
-    let key = if cfg.provider == "openai" { "max_completion_tokens" } else { "max_tokens" };
-    body[key] = json!(cfg.max_tokens);
-    body
+    let own_api = cfg.provider == "openai";
+    Body {
+        model: &cfg.model,
+        messages,
+        tools,
+        stream: true,
+        stream_options: StreamOptions { include_usage: true },
+        max_completion_tokens: own_api.then_some(cfg.max_tokens),
+        max_tokens: (!own_api).then_some(cfg.max_tokens),
+    }
 }
 
 /// One attempt.
@@ -83,34 +153,12 @@ pub(crate) async fn call(
     if let Some(key) = &cfg.api_key {
         rb = rb.bearer_auth(key);
     }
-    let resp = rb.send().await.map_err(transport)?;
-    if !resp.status().is_success() {
-        return Err(failed_response(cfg, resp).await);
-    }
-    let mut stream = resp.bytes_stream();
-    let mut parser = SseParser::new();
     let mut state = State::default();
-    while let Some(chunk) = next_chunk(&mut stream).await? {
-        for ev in parser.feed(&chunk).map_err(|d| protocol(cfg, d))? {
-            if state.chunk(cfg, &ev.data, obs)? {
-                return Ok(state.finish());
-            }
-        }
-    }
-    if let Some(ev) = parser.finish() {
-        if state.chunk(cfg, &ev.data, obs)? {
-            return Ok(state.finish());
-        }
-    }
-    if state.finish_reason.is_some() {
-        // Some servers close the stream without [DONE].
+    // Some servers close the stream after finish_reason without [DONE].
+    if stream_events(cfg, rb, |ev| state.chunk(cfg, &ev.data, obs)).await? || state.finish_reason.is_some() {
         return Ok(state.finish());
     }
     Err(Attempt::Retry { why: "the stream ended before finish_reason".into(), after: None })
-}
-
-fn protocol(cfg: &ProviderConfig, detail: String) -> Attempt {
-    Attempt::Fatal(ProviderError::Protocol { provider: cfg.provider.clone(), detail })
 }
 
 #[derive(Default)]
@@ -203,5 +251,60 @@ impl State {
             Some(other) => StopReason::Other(other.to_string()),
         };
         ModelResponse { content, stop, usage: self.usage }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::conversation::{ToolSpec, Turn};
+    use serde_json::json;
+
+    #[test]
+    fn the_body_is_the_chat_completions_shape() {
+        let turns = vec![
+            Turn::user_text("hi"),
+            Turn {
+                role: Speaker::Assistant,
+                content: vec![Block::ToolUse {
+                    id: "c1".into(),
+                    name: "bash".into(),
+                    input: json!({"command": "ls"}),
+                    invalid: None,
+                }],
+            },
+            Turn {
+                role: Speaker::User,
+                content: vec![
+                    Block::ToolResult { tool_use_id: "c1".into(), content: "bad".into(), is_error: true },
+                    Block::Text { text: "more".into() },
+                ],
+            },
+            Turn { role: Speaker::Assistant, content: vec![Block::Text { text: "done".into() }] },
+        ];
+        let tools =
+            vec![ToolSpec { name: "bash".into(), description: "run".into(), input_schema: json!({"type": "object"}) }];
+        let req = ModelRequest { system: "sys", turns: &turns, tools: &tools };
+        let messages = json!([
+            {"role": "system", "content": "sys"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{\"command\":\"ls\"}"}},
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ERROR: bad"},
+            {"role": "user", "content": "more"},
+            {"role": "assistant", "content": "done"},
+        ]);
+        let tools_json = json!([{"type": "function", "function": {"name": "bash", "description": "run", "parameters": {"type": "object"}}}]);
+        let openai = ProviderConfig::from_spec("openai:g", &|k| (k == "OPENAI_API_KEY").then(|| "k".into())).unwrap();
+        assert_eq!(
+            serde_json::to_value(body(&openai, req)).unwrap(),
+            json!({"model": "g", "messages": messages, "tools": tools_json, "stream": true,
+                   "stream_options": {"include_usage": true}, "max_completion_tokens": 8192})
+        );
+        let ollama = ProviderConfig::from_spec("ollama:l", &|_| None).unwrap();
+        let v = serde_json::to_value(body(&ollama, req)).unwrap();
+        assert_eq!((v["max_tokens"].as_u64(), v.get("max_completion_tokens")), (Some(8192), None));
     }
 }

@@ -216,3 +216,89 @@ pub fn tool_results(body: &serde_json::Value) -> Vec<(String, String, bool)> {
 pub fn ws_of(fx: &AgentFixture) -> &Path {
     &fx.ws
 }
+
+/// Write skill `name` at `src` (SKILL.md with the `clawcage:` lines
+/// `needs`, a body, an executable scripts/go.sh) and approve it with
+/// `clawcage skill add --yes` in the state directory `state`.
+pub fn add_skill_at(state: &Path, src: &Path, name: &str, needs: &str, body: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(src.join("scripts")).unwrap();
+    std::fs::write(
+        src.join("SKILL.md"),
+        format!("---\nname: {name}\ndescription: Test skill {name}.\nclawcage:\n{needs}---\n{body}\n"),
+    )
+    .unwrap();
+    let go = src.join("scripts/go.sh");
+    std::fs::write(&go, format!("#!/bin/sh\n{script}")).unwrap();
+    std::fs::set_permissions(&go, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_clawcage"))
+        .env("CLAWCAGE_HOME", state)
+        .args(["skill", "add"])
+        .arg(src)
+        .arg("--yes")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skill add: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A small MCP server speaking newline-delimited JSON-RPC 2.0 on stdio:
+/// `read_text`, `reach_out` (a TCP connection out), `probe` (its confinement),
+/// `fetch` (an HTTP(S) GET through the proxy the sandbox's environment names).
+pub const MCP_SERVER: &str = r#"
+import json, os, socket, sys
+
+TOOLS = [
+    {"name": "read_text", "description": "Read a text file.",
+     "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}},
+    {"name": "reach_out", "description": "Connect to a host outside.",
+     "inputSchema": {"type": "object", "properties": {"host": {"type": "string"}}}},
+    {"name": "probe", "description": "How this process is confined.", "inputSchema": {"type": "object"}},
+    {"name": "fetch", "description": "GET a URL (through the sandbox's proxy).",
+     "inputSchema": {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}},
+]
+
+def send(msg):
+    sys.stdout.write(json.dumps(msg) + "\n")
+    sys.stdout.flush()
+
+def text(s, error=False):
+    return {"content": [{"type": "text", "text": s}], "isError": error}
+
+for line in sys.stdin:
+    msg = json.loads(line)
+    method, mid = msg.get("method"), msg.get("id")
+    if mid is None or method is None:
+        continue
+    if method == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "files", "version": "1"}}
+    elif method == "tools/list":
+        result = {"tools": TOOLS}
+    elif method == "tools/call":
+        name, args = msg["params"]["name"], msg["params"].get("arguments", {})
+        if name == "read_text":
+            try:
+                result = text(open(args["path"]).read())
+            except OSError as e:
+                result = text("error: " + e.strerror, True)
+        elif name == "fetch":
+            import urllib.request
+            try:
+                result = text(urllib.request.urlopen(args["url"], timeout=20).read().decode())
+            except Exception as e:
+                result = text("cannot fetch: %s" % e, True)
+        elif name == "reach_out":
+            try:
+                socket.create_connection((args.get("host", "1.1.1.1"), 80), timeout=5).close()
+                result = text("connected")
+            except OSError as e:
+                result = text("cannot connect: %s" % e, True)
+        else:
+            st = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\t" in l)
+            result = text("NoNewPrivs=%s CapEff=%s GREETING=%s" % (st["NoNewPrivs"].strip(), st["CapEff"].strip(), os.environ.get("GREETING", "unset")))
+    else:
+        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "no method"}})
+        continue
+    send({"jsonrpc": "2.0", "id": mid, "result": result})
+"#;
