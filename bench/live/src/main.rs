@@ -1,6 +1,7 @@
-//! Usage: clawcage-bench-live WORKSPACE [K] [M]
-//! Starts one sandbox (default profile) and times K `/bin/true` execs into it,
-//! then starts M sandboxes at once, leaves them idle and measures their memory.
+//! Usage: clawcage-bench-live WORKSPACE [K] [M] [-- CMD ARG...]
+//! Starts one sandbox (default profile) and times K execs of CMD (default
+//! `/bin/true`) into it, then starts M sandboxes at once (none when M is 0),
+//! leaves them idle and measures their memory.
 //! Prints `key=value` lines for bench/spawn.sh.
 use clawcage_policy::{builtin, plan, Changes, Context};
 use clawcage_sandbox::{ExecSpec, Options, Sandbox};
@@ -15,6 +16,10 @@ fn main() -> Res<()> {
     let ws = std::fs::canonicalize(args.get(1).ok_or("usage: clawcage-bench-live WORKSPACE [K] [M]")?)?;
     let k: usize = args.get(2).map_or(Ok(500), |s| s.parse())?;
     let m: usize = args.get(3).map_or(Ok(20), |s| s.parse())?;
+    let argv: Vec<String> = match args.iter().position(|a| a == "--") {
+        Some(i) if i + 1 < args.len() => args[i + 1..].to_vec(),
+        _ => vec!["/bin/true".into()],
+    };
     let policy = builtin("default").ok_or("no default profile")?;
     let ctx = Context {
         workspace: ws,
@@ -29,14 +34,14 @@ fn main() -> Res<()> {
     // 1. Exec latency into one live sandbox.
     let mut sb = Sandbox::start(&plan, &opts)?;
     println!("live.mechanism={:?}", sb.limits_mechanism());
-    let spec = ExecSpec { argv: vec!["/bin/true".into()], ..ExecSpec::default() };
+    let spec = ExecSpec { argv: argv.clone(), ..ExecSpec::default() };
     let mut times = Vec::with_capacity(k);
     for i in 0..k + k / 10 {
         let t = Instant::now();
         let out = sb.exec_collect(&spec, b"")?;
         let dt = t.elapsed();
         if out.outcome.exit_code() != 0 {
-            return Err(format!("exec /bin/true: {:?}", out.outcome).into());
+            return Err(format!("exec {argv:?}: {:?}", out.outcome).into());
         }
         if i >= k / 10 {
             times.push(dt.as_secs_f64() * 1e3); // the first k/10 are warm-up
@@ -47,6 +52,9 @@ fn main() -> Res<()> {
     println!("live.exec_k={k}");
     println!("live.exec_median_ms={:.3}", pct(&times, 0.5));
     println!("live.exec_p90_ms={:.3}", pct(&times, 0.9));
+    if m == 0 {
+        return Ok(());
+    }
 
     // 2. M idle sandboxes: supervisor-side memory.
     let self_before = kib("/proc/self/status", "VmRSS:")?;

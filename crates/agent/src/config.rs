@@ -44,16 +44,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// A value (or the file's syntax) is wrong, or what it names is unusable.
-    #[error("{file}:{line}:{column}: {field}: {message}")]
+    #[error("{at}: {message}")]
     Invalid {
-        /// The file.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// Dotted field path (`providers.anthropic.base_url`).
-        field: String,
+        /// Where: file, line, column, field.
+        at: Origin,
         /// What is wrong.
         message: String,
     },
@@ -72,13 +66,14 @@ pub struct Origin {
 impl Origin {
     /// An error about the value written here.
     pub fn error(&self, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.clone(),
-            line: self.line,
-            column: self.column,
-            field: self.field.clone(),
-            message: message.into(),
-        }
+        ConfigError::Invalid { at: self.clone(), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    /// `file:line:column: field`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.field)
     }
 }
 

@@ -2,6 +2,7 @@
 //! clawcage-server.
 
 use anyhow::{Context as _, Result};
+use clawcage_agent::config::ModelConfig;
 use clawcage_agent::runner::Limits;
 use clawcage_agent::task::HelperCommand;
 use clawcage_server::schedule::{self, NewScheduleRequest};
@@ -14,8 +15,14 @@ use std::sync::Arc;
 /// `serve [--config F] [--check-config]`.
 pub fn serve(config: &Path, check: bool) -> Result<ExitCode> {
     let cfg = clawcage_server::config::load(config)?;
+    // The model config file of the state directory, as `agent` reads it.
+    let models = ModelConfig::load_default(&StatePaths::from_env()?.dir)?;
     if check {
         println!("ok: {}", config.display());
+        if let Some(m) = models.as_ref() {
+            let default = m.model.as_ref().map_or("none", |d| d.value.as_str());
+            println!("model config: {} provider(s), default model {default}", m.providers.len());
+        }
         println!("listen {} (concurrency {})", cfg.server.listen, cfg.server.concurrency);
         for g in cfg.groups.values() {
             let model = g.model.as_deref().unwrap_or("(agent default)");
@@ -58,6 +65,7 @@ pub fn serve(config: &Path, check: bool) -> Result<ExitCode> {
         limits: Limits::default(),
         paths: paths.clone(),
         audit: Arc::new(clawcage_store::audit::AuditLog::open(&paths, key.clone())?),
+        models: models.map(Arc::new),
     };
     clawcage_server::run_until_signal(cfg, paths, key, Arc::new(runner))?;
     Ok(ExitCode::SUCCESS)

@@ -53,14 +53,20 @@ impl Serve {
     }
 
     fn spawn(&self, model: &FakeServer) -> Proc {
+        self.spawn_with(&[("ANTHROPIC_API_KEY", "sk-test-key"), ("ANTHROPIC_BASE_URL", &model.base_url())])
+    }
+
+    /// `serve` with these provider variables and no others.
+    fn spawn_with(&self, env: &[(&str, &str)]) -> Proc {
         // Waited for by `Proc` (on drop, or by the test).
         #[allow(clippy::zombie_processes)]
         let child = Command::new(env!("CARGO_BIN_EXE_clawcage"))
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("CLAWCAGE_HOME", &self.state)
-            .env("ANTHROPIC_API_KEY", "sk-test-key")
-            .env("ANTHROPIC_BASE_URL", model.base_url())
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ANTHROPIC_BASE_URL")
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -282,6 +288,36 @@ fn a_served_group_offers_its_approved_skills_and_its_mcp_servers_tools() {
 }
 
 /// Children of `pid` now (the sandbox helpers of a serve process).
+#[test]
+fn tasks_reach_their_provider_through_the_model_config_of_the_state_directory() {
+    let s = Serve::new("models", 1);
+    let model = FakeServer::start(FakeWire::Anthropic, vec![steps(vec![text("hi from the model")])]).unwrap();
+    std::fs::create_dir_all(&s.state).unwrap();
+    std::fs::write(
+        s.state.join("config.toml"),
+        format!("[providers.anthropic]\nbase_url = \"{}\"\napi_key_env = \"CORP_KEY\"\n", model.base_url()),
+    )
+    .unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_clawcage"))
+        .args(["serve", "--check-config", "--config"])
+        .arg(&s.config)
+        .env("CLAWCAGE_HOME", &s.state)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&check.stdout).contains("model config: 1 provider(s)"), "{check:?}");
+    let serve = s.spawn_with(&[("CORP_KEY", "sk-corp-9")]);
+    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": "say hi"})));
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    let task = wait_until("the task to end", Duration::from_secs(60), || {
+        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
+        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
+    });
+    assert_eq!(task["task"]["status"], "succeeded", "{task}");
+    assert_eq!(model.requests()[0].header("x-api-key"), Some("sk-corp-9"));
+    assert_eq!(terminate(serve), 0);
+}
+
 fn helpers_of(pid: u32) -> Vec<u32> {
     common::children_of(pid)
 }

@@ -15,6 +15,7 @@
 use crate::agent_tools::GroupTools;
 use crate::runner::{BoxFuture, Cancel, Events, Job, Outcome, TaskRunner};
 use clawcage_agent::audit::AuditSink;
+use clawcage_agent::config::ModelConfig;
 use clawcage_agent::conversation::Turn;
 use clawcage_agent::gate::{GateRequest, ToolGate, Verdict, VerdictFuture};
 use clawcage_agent::provider::{Provider, ProviderConfig};
@@ -42,6 +43,8 @@ pub struct AgentRunner {
     pub paths: StatePaths,
     /// The audit log.
     pub audit: Arc<AuditLog>,
+    /// The model config file (`$STATE/config.toml`), under `env`.
+    pub models: Option<Arc<ModelConfig>>,
 }
 
 impl TaskRunner for AgentRunner {
@@ -53,6 +56,7 @@ impl TaskRunner for AgentRunner {
             limits: self.limits,
             paths: self.paths.clone(),
             audit: Arc::clone(&self.audit),
+            models: self.models.clone(),
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let name = format!("task-{}", job.task.id);
@@ -79,6 +83,7 @@ struct Ctx {
     limits: Limits,
     paths: StatePaths,
     audit: Arc<AuditLog>,
+    models: Option<Arc<ModelConfig>>,
 }
 
 impl Ctx {
@@ -98,9 +103,13 @@ impl Ctx {
             .clone()
             .or_else(|| job.task.model.clone())
             .or_else(|| self.env.get("CLAWCAGE_MODEL").cloned())
-            .ok_or_else(|| format!("group {}: no model (set model in the group or CLAWCAGE_MODEL)", group.name))?;
+            .or_else(|| self.models.as_ref().and_then(|m| m.model.as_ref()).map(|m| m.value.clone()))
+            .ok_or_else(|| {
+                format!("group {}: no model (set model in the group, CLAWCAGE_MODEL or the model config)", group.name)
+            })?;
         let env = self.env.clone();
-        let cfg = ProviderConfig::from_spec(&model, &move |k| env.get(k).cloned()).map_err(|e| e.to_string())?;
+        let cfg = ProviderConfig::resolve(&model, self.models.as_deref(), &move |k| env.get(k).cloned())
+            .map_err(|e| e.to_string())?;
         let provider = Provider::new(cfg).map_err(|e| e.to_string())?;
 
         let Planned { mut plan, policy_hash, mut system } =
