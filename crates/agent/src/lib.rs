@@ -8,6 +8,7 @@
 //! - [`runner`]: the loop of one task; [`task`]: one `clawcage agent` run.
 //! - [`gate`]: the approvals hook before each tool call.
 //! - [`skills`], [`mcp`], [`extras`]: the task's skills and MCP servers' tools.
+//! - [`host_tools`]: tools the runner of a task provides on the host (the server's schedule and memory).
 //! - [`helper`]: the sandbox helper's server loop (`clawcage __sandbox-helper`).
 //! - [`audit`]: the core's events as audit records.
 
@@ -17,6 +18,7 @@ pub mod conversation;
 pub mod extras;
 pub mod gate;
 pub mod helper;
+pub mod host_tools;
 pub mod mcp;
 pub mod prompt;
 pub mod provider;

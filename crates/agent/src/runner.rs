@@ -7,6 +7,7 @@
 use crate::audit::AuditSink;
 use crate::conversation::{Block, ModelResponse, Speaker, StopReason, Turn};
 use crate::gate::{GateRequest, ToolGate, Verdict};
+use crate::host_tools::HostTools;
 use crate::provider::{price, ModelRequest, Observer, Provider, ProviderError};
 use crate::tools::{self, Call};
 use clawcage_policy::{Event, EventSink};
@@ -182,6 +183,8 @@ pub struct Session<'a> {
     pub execs: u64,
     /// Skills and MCP servers.
     pub extras: crate::extras::Extras,
+    /// Tools answered on the host (the server's), offered beside the sandbox's.
+    pub host_tools: Option<Arc<dyn HostTools>>,
 }
 
 /// A tool call's result for the model and the record.
@@ -242,6 +245,9 @@ impl Session<'_> {
         let deadline = tokio::time::Instant::now() + self.limits.wall;
         let mut specs = tools::specs();
         specs.extend(self.extras.specs());
+        if let Some(h) = &self.host_tools {
+            specs.extend(h.specs());
+        }
         let mut tokens = 0u64;
         for turn in 0.. {
             if turn >= self.limits.max_turns {
@@ -344,6 +350,9 @@ impl Session<'_> {
         cancel: &mut watch::Receiver<bool>,
         deadline: tokio::time::Instant,
     ) -> Result<Result<ToolResult, Ending>, RunError> {
+        if let Some(host) = self.host_tools.clone().filter(|h| h.handles(name)) {
+            return self.host_call(ui, host.as_ref(), id, name, input, invalid).map(Ok);
+        }
         let parsed = match invalid {
             Some(why) => Err(format!("malformed tool call: {why}")),
             None => match self.extras.parse(name, input) {
@@ -422,6 +431,53 @@ impl Session<'_> {
         self.store.finish_tool_call(&self.task, seq, &end)?;
         ui.tool_end(name, &result.summary, !result.is_error);
         Ok(Ok(result))
+    }
+
+    /// A call of a host tool: recorded like any tool call, answered by `host`.
+    fn host_call(
+        &mut self,
+        ui: &mut dyn Ui,
+        host: &dyn HostTools,
+        id: &str,
+        name: &str,
+        input: &Value,
+        invalid: Option<&str>,
+    ) -> Result<ToolResult, RunError> {
+        let what = input.get("action").and_then(Value::as_str).unwrap_or_default().to_string();
+        ui.tool_start(name, &what);
+        let call = NewToolCall { call_id: Some(id), tool: name, input, argv: None };
+        let seq = self.store.start_tool_call(&self.task, &call)?.seq;
+        let started = Instant::now();
+        let answer = match (invalid, self.extras.allowed(name)) {
+            (Some(why), _) => Err(format!("malformed tool call: {why}")),
+            // The active skill's `tools` need holds for host tools too.
+            (None, Err(why)) => {
+                self.sink
+                    .append("tool_denied", json!({ "call": id, "tool": name, "reason": why }))
+                    .map_err(|e| RunError::Audit(e.to_string()))?;
+                Err(format!("denied: {why}"))
+            }
+            (None, Ok(())) => host.call(&self.task, name, input),
+        };
+        let result = match answer {
+            Ok(text) => ToolResult {
+                summary: first_line(&text),
+                content: tools::frame(name, "ok", &text),
+                is_error: false,
+                exit_status: None,
+                output_bytes: 0,
+            },
+            Err(why) => ToolResult::error(name, &why),
+        };
+        let end = ToolCallEnd {
+            exit_status: None,
+            duration_ms: ms(started),
+            output_bytes: 0,
+            error: result.is_error.then(|| result.summary.clone()),
+        };
+        self.store.finish_tool_call(&self.task, seq, &end)?;
+        ui.tool_end(name, &result.summary, !result.is_error);
+        Ok(result)
     }
 
     fn gate_request(&self, id: &str, name: &str, input: &Value, call: &Call) -> GateRequest {

@@ -324,6 +324,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_held_task_makes_a_skills_writes_read_only_and_a_tool_need_is_enforced() {
+        let root = std::env::temp_dir().join(format!("clawcage-agent-skills-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (skills, ws) = (root.join("skills"), root.join("ws"));
+        std::fs::create_dir_all(skills.join("w")).unwrap();
+        std::fs::create_dir_all(ws.join("out")).unwrap();
+        std::fs::write(
+            skills.join("w/SKILL.md"),
+            "---\nname: w\ndescription: writes out\nclawcage:\n  write: [out]\n  tools: [bash]\n---\nbody\n",
+        )
+        .unwrap();
+        let hash = clawcage_skills::hash::hash_dir(&skills.join("w")).unwrap();
+        let policy = clawcage_policy::parse_str("[filesystem]\nwrite = [\".\"]\n", "task.toml").unwrap();
+        let host = |held| SkillHost {
+            policy: policy.clone(),
+            policy_name: "task.toml".into(),
+            workspace: ws.clone(),
+            host_home: "/nonexistent".into(),
+            env: Default::default(),
+            helper: HelperCommand { program: "/bin/false".into(), args: vec![] },
+            state_dir: root.clone(),
+            held,
+        };
+        let approved = [Approved { name: "w".into(), hash }];
+        let out = PathSpec::Absolute(ws.join("out").display().to_string());
+        let tools = vec!["bash".to_string(), "write_file".to_string()];
+        for held in [false, true] {
+            let mut t = TaskSkills::prepare(&skills, &approved, &root, host(held));
+            assert!(t.refused().is_empty(), "{:?}", t.refused());
+            let (eff, p, _) = t.effective("w", &tools).unwrap();
+            assert_eq!(p.filesystem.write.contains(&out), !held, "{:?} {:?}", p.filesystem, eff.notes);
+            assert_eq!(p.filesystem.read.contains(&out), held);
+            assert_eq!(eff.notes.iter().any(|n| n.outcome.contains("holds its changes for review")), held);
+            assert_eq!(t.mounts()[0].dst, PathBuf::from("/skills/w"));
+            // Before the skill is used every tool is fine; after, only bash.
+            assert!(t.allowed("write_file").is_ok());
+            t.load("w").unwrap();
+            assert!(t.allowed("bash").is_ok() && t.allowed("run_skill").is_ok());
+            assert!(t.allowed("write_file").unwrap_err().contains("does not declare the tool \"write_file\""));
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
     fn script_paths_resolve_under_the_skill_directory() {
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(skill_argv("csv", &v(&["scripts/r.sh", "a/b"])), v(&["/skills/csv/scripts/r.sh", "a/b"]));

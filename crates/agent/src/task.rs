@@ -6,17 +6,18 @@ use crate::audit::AuditSink;
 use crate::config::ModelConfig;
 use crate::conversation::{Block, Turn};
 use crate::gate::ToolGate;
+use crate::host_tools::HostTools;
 use crate::prompt::system_prompt;
 use crate::provider::{Provider, ProviderConfig, RetryPolicy};
 use crate::runner::{self, cancellation, Ending, Limits, SandboxHandle, Session, Ui};
-use clawcage_policy::{Changes, Context, Event, EventSink, Policy};
+use clawcage_policy::{Changes, Context, Event, EventSink, Plan, Policy};
 use clawcage_sandbox::helper::Client;
 use clawcage_store::audit::{AuditLog, SigningKey};
 use clawcage_store::{NewTask, Role, StatePaths, Store, TaskKind, TaskStatus};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The program (and arguments) that serves as the sandbox helper: the
@@ -154,22 +155,10 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
     }
     let provider = Provider::new(cfg).map_err(|e| AgentError::Input(e.to_string()))?;
 
-    // The plan. The model API key lives here, on the host: nothing of the
-    // host environment reaches the sandbox but what `[env] pass` names.
-    // Agent tasks hold their changes for review unless the policy says direct.
-    let ctx = Context {
-        workspace: workspace.clone(),
-        host_home: opts.host_home.clone(),
-        host_env: opts.env.clone(),
-        extra_env: vec![],
-        default_changes: Changes::Review,
-    };
-    let mut plan = clawcage_policy::plan(&opts.policy, &ctx);
+    let Planned { mut plan, policy_hash, mut system } = plan_task(&opts.policy, &workspace, &opts.host_home, &opts.env);
     if let (Some(t), true) = (&resumed, plan.direct_changes) {
         held_changes_block_direct(&paths, &t.id)?;
     }
-    let policy_hash = clawcage_store::sha256_hex(opts.policy.to_toml().as_bytes());
-    let mut system = system_prompt(&opts.policy, &plan);
     let mcp_config = match &opts.mcp {
         Some(f) => crate::mcp::load_config(f).map_err(AgentError::Input)?,
         None => Default::default(),
@@ -267,63 +256,6 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         }
     }
 
-    // Reviewed changes: the task's overlay layers, made once and reused on
-    // resume, so a resumed task sees the workspace as it left it.
-    let held = match plan.direct_changes {
-        true => None,
-        false => match hold(&paths, &task, &opts.policy, &workspace, resumed.is_some()) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                fail(format!("review: {e}"));
-                return Err(AgentError::State(format!("review: {e}")));
-            }
-        },
-    };
-    plan.review = held.as_ref().map(|h| h.layers());
-
-    // The sandbox, in its helper process, started from this (main) thread.
-    let args: Vec<&str> = opts.helper.args.iter().map(String::as_str).collect();
-    let egress = plan.network.as_ref().map(|_| clawcage_sandbox::helper::EgressStart {
-        policy_toml: opts.policy.to_toml(),
-        policy_name: opts
-            .policy_file
-            .as_ref()
-            .map_or("your policy file (the built-in default applies)".into(), |p| p.display().to_string()),
-        sandbox: task.clone(),
-        state_dir: paths.dir.clone(),
-    });
-    let client = match Client::spawn_with(&opts.helper.program, &args, &plan, false, egress) {
-        Ok(c) => c,
-        Err(e) => {
-            fail(format!("sandbox start: {e}"));
-            return Err(AgentError::Sandbox(e.to_string()));
-        }
-    };
-    let limits_mechanism = client.limits_mechanism().to_string();
-    let sandbox = SandboxHandle::new(client);
-    if let Err(e) = sink.record(&Event::SandboxStart {
-        sandbox: task.clone(),
-        policy_hash: policy_hash.clone(),
-        backend: "ns".into(),
-        limits: limits_mechanism,
-    }) {
-        sandbox.kill();
-        let _ = sandbox.stop();
-        fail(format!("audit log: {e}"));
-        return Err(AgentError::State(format!("audit log: {e}")));
-    }
-    let policy_timeout = plan.limits.timeout_ms.map(std::time::Duration::from_millis);
-    let mcp = match start_mcp(&sink, &sandbox, &mcp_config, &workspace, policy_timeout) {
-        Ok(m) => m,
-        Err(e) => {
-            sandbox.kill();
-            let _ = sandbox.stop();
-            let _ = sink.record(&Event::SandboxStop { sandbox: task.clone() });
-            fail(e.clone());
-            return Err(AgentError::Sandbox(e));
-        }
-    };
-
     // One thread drives the loop: the model stream, the signals and the
     // waits for the sandbox (its blocking calls go to the blocking pool).
     // Nothing here computes in parallel, and every hand-off between worker
@@ -332,59 +264,50 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         .enable_all()
         .build()
         .map_err(|e| AgentError::State(format!("tokio runtime: {e}")))?;
-    let mut session = Session {
-        task: task.clone(),
-        provider: &provider,
-        sandbox: sandbox.clone(),
-        store: &store,
-        sink: sink.clone(),
-        gate,
-        limits: opts.limits,
+    let (canceller, rx) = cancellation();
+    let signals = rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        canceller.cancel();
+    });
+    let existing = Existing {
+        task: &task,
+        policy: &opts.policy,
+        policy_name: opts
+            .policy_file
+            .as_ref()
+            .map_or("your policy file (the built-in default applies)".into(), |p| p.display().to_string()),
+        plan,
+        policy_hash,
         system,
         turns,
         workspace: workspace.clone(),
-        policy_timeout,
-        output_limit: plan.limits.output,
-        network: !opts.policy.network.allow.is_empty(),
-        execs: 0,
-        extras: crate::extras::Extras {
-            skills: skills.map(|s| Arc::new(std::sync::Mutex::new(s))),
-            mcp: Arc::new(mcp),
-        },
+        provider: &provider,
+        store: &store,
+        paths: &paths,
+        sink: sink.clone(),
+        gate,
+        host_tools: None,
+        skills,
+        mcp: &mcp_config,
+        limits: opts.limits,
+        helper: &opts.helper,
+        resumed: resumed.is_some(),
     };
-    let result = rt.block_on(async {
-        let (canceller, rx) = cancellation();
-        let signals = tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-                return;
-            };
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            canceller.cancel();
-        });
-        let r = session.run(ui, rx).await;
-        signals.abort();
-        r
-    });
+    let result = run_existing(existing, &rt, rx, ui);
+    signals.abort();
     drop(rt);
-
-    // The sandbox goes first, then its record, then the task's status.
-    let stopped = sandbox.stop();
-    if let Err(e) = &stopped {
-        // After a kill the helper is gone already: the sandbox with it.
-        if !matches!(result, Ok(Ending::Cancelled) | Ok(Ending::Limit(_))) {
-            ui.notice(&format!("sandbox stop: {e}"));
-        }
-    }
-    let _ = sink.record(&Event::SandboxStop { sandbox: task.clone() });
     let ending = match result {
         Ok(e) => e,
-        Err(source) => {
-            fail(source.to_string());
-            return Err(AgentError::Run { task, source: Box::new(source) });
+        Err(e) => {
+            fail(e.to_string());
+            return Err(e);
         }
     };
     let (status, detail) = match ending {
@@ -393,12 +316,176 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
         Ending::Cancelled => (TaskStatus::Cancelled, "cancelled (interrupt)".to_string()),
         Ending::Failed(why) => (TaskStatus::Failed, why),
     };
-    if let Some(h) = &held {
-        report_held(&sink, h, &task, ui);
-    }
     let _ = sink.append("task_end", json!({ "status": status.as_str(), "detail": detail }));
     store.set_task_status(&task, status, Some(&detail)).map_err(state("store"))?;
     Ok(AgentReport { task, status, detail })
+}
+
+/// A task's plan, policy hash and system prompt.
+pub struct Planned {
+    /// The sandbox plan (changes held for review unless the policy says direct).
+    pub plan: Plan,
+    /// SHA-256 of the policy as TOML (recorded with the task and its sandbox).
+    pub policy_hash: String,
+    /// The system prompt.
+    pub system: String,
+}
+
+/// Plan a task of `policy` in `workspace`. The model API key lives on the
+/// host: nothing of `env` reaches the sandbox but what `[env] pass` names.
+/// Agent tasks hold their changes for review unless the policy says direct.
+pub fn plan_task(policy: &Policy, workspace: &Path, host_home: &Path, env: &BTreeMap<String, String>) -> Planned {
+    let ctx = Context {
+        workspace: workspace.to_path_buf(),
+        host_home: host_home.to_path_buf(),
+        host_env: env.clone(),
+        extra_env: vec![],
+        default_changes: Changes::Review,
+    };
+    let plan = clawcage_policy::plan(policy, &ctx);
+    let policy_hash = clawcage_store::sha256_hex(policy.to_toml().as_bytes());
+    let system = system_prompt(policy, &plan);
+    Planned { plan, policy_hash, system }
+}
+
+/// A task whose row and conversation are in the store (made by [`run`], or
+/// by the server's queue), ready to run in a new sandbox.
+pub struct Existing<'a> {
+    /// The task.
+    pub task: &'a str,
+    /// Its policy.
+    pub policy: &'a Policy,
+    /// The policy file, to name in the egress proxy's refusals.
+    pub policy_name: String,
+    /// From [`plan_task`].
+    pub plan: Plan,
+    /// From [`plan_task`].
+    pub policy_hash: String,
+    /// The system prompt (from [`plan_task`], plus what the caller adds).
+    pub system: String,
+    /// The conversation so far, the new prompt included.
+    pub turns: Vec<Turn>,
+    /// The workspace.
+    pub workspace: PathBuf,
+    /// The model.
+    pub provider: &'a Provider,
+    /// The store.
+    pub store: &'a Store,
+    /// The state directory (review layers, egress state).
+    pub paths: &'a StatePaths,
+    /// The audit log, as this task's records.
+    pub sink: AuditSink,
+    /// The approvals hook.
+    pub gate: Arc<dyn ToolGate>,
+    /// Tools answered on the host, if the caller offers any.
+    pub host_tools: Option<Arc<dyn HostTools>>,
+    /// The task's skills, prepared (their mounts already in `plan`, their
+    /// prompt section in `system`, recorded with [`record_skills`]).
+    pub skills: Option<crate::skills::TaskSkills>,
+    /// MCP servers to start inside the sandbox.
+    pub mcp: &'a BTreeMap<String, clawcage_mcp::config::Server>,
+    /// Limits of this run.
+    pub limits: Limits,
+    /// The sandbox helper.
+    pub helper: &'a HelperCommand,
+    /// A resumed task reopens its review layers (the workspace as it left it).
+    pub resumed: bool,
+}
+
+/// Run an existing task (see [`Existing`]) on `rt` until the model is done,
+/// a limit hits or `cancel` fires: review layers, the sandbox helper (from
+/// this thread: the sandbox dies with it) with its egress proxy,
+/// `sandbox_start`, its MCP servers, the loop, the stop, `sandbox_stop`,
+/// and the held changes (`file_changes`). The task's status is the caller's.
+pub fn run_existing(
+    x: Existing<'_>,
+    rt: &tokio::runtime::Runtime,
+    cancel: tokio::sync::watch::Receiver<bool>,
+    ui: &mut dyn Ui,
+) -> Result<Ending, AgentError> {
+    let task = x.task.to_string();
+    let mut plan = x.plan;
+    // Reviewed changes: the task's overlay layers, made once and reused on
+    // resume, so a resumed task sees the workspace as it left it.
+    let held = match plan.direct_changes {
+        true => None,
+        false => Some(
+            hold(x.paths, &task, x.policy, &x.workspace, x.resumed)
+                .map_err(|e| AgentError::State(format!("review: {e}")))?,
+        ),
+    };
+    plan.review = held.as_ref().map(|h| h.layers());
+
+    // The sandbox, in its helper process, started from this thread.
+    let args: Vec<&str> = x.helper.args.iter().map(String::as_str).collect();
+    let egress = plan.network.as_ref().map(|_| clawcage_sandbox::helper::EgressStart {
+        policy_toml: x.policy.to_toml(),
+        policy_name: x.policy_name.clone(),
+        sandbox: task.clone(),
+        state_dir: x.paths.dir.clone(),
+    });
+    let client = Client::spawn_with(&x.helper.program, &args, &plan, false, egress)
+        .map_err(|e| AgentError::Sandbox(format!("start: {e}")))?;
+    let limits_mechanism = client.limits_mechanism().to_string();
+    let sandbox = SandboxHandle::new(client);
+    if let Err(e) = x.sink.record(&Event::SandboxStart {
+        sandbox: task.clone(),
+        policy_hash: x.policy_hash.clone(),
+        backend: "ns".into(),
+        limits: limits_mechanism,
+    }) {
+        sandbox.kill();
+        let _ = sandbox.stop();
+        return Err(AgentError::State(format!("audit log: {e}")));
+    }
+    let policy_timeout = plan.limits.timeout_ms.map(std::time::Duration::from_millis);
+    let mcp = match start_mcp(&x.sink, &sandbox, x.mcp, &x.workspace, policy_timeout) {
+        Ok(m) => m,
+        Err(e) => {
+            sandbox.kill();
+            let _ = sandbox.stop();
+            let _ = x.sink.record(&Event::SandboxStop { sandbox: task.clone() });
+            return Err(AgentError::Sandbox(e));
+        }
+    };
+
+    let mut session = Session {
+        task: task.clone(),
+        provider: x.provider,
+        sandbox: sandbox.clone(),
+        store: x.store,
+        sink: x.sink.clone(),
+        gate: x.gate,
+        limits: x.limits,
+        system: x.system,
+        turns: x.turns,
+        workspace: x.workspace.clone(),
+        policy_timeout,
+        output_limit: plan.limits.output,
+        network: !x.policy.network.allow.is_empty(),
+        execs: 0,
+        extras: crate::extras::Extras {
+            skills: x.skills.map(|s| Arc::new(std::sync::Mutex::new(s))),
+            mcp: Arc::new(mcp),
+        },
+        host_tools: x.host_tools,
+    };
+    let result = rt.block_on(session.run(ui, cancel));
+
+    // The sandbox goes first, then its record.
+    let stopped = sandbox.stop();
+    if let Err(e) = &stopped {
+        // After a kill the helper is gone already: the sandbox with it.
+        if !matches!(result, Ok(Ending::Cancelled) | Ok(Ending::Limit(_))) {
+            ui.notice(&format!("sandbox stop: {e}"));
+        }
+    }
+    let _ = x.sink.record(&Event::SandboxStop { sandbox: task.clone() });
+    let ending = result.map_err(|source| AgentError::Run { task: task.clone(), source: Box::new(source) })?;
+    if let Some(h) = &held {
+        report_held(&x.sink, h, &task, ui);
+    }
+    Ok(ending)
 }
 
 /// Audit which skills the task offers and which it refused (and say so).

@@ -512,6 +512,10 @@ mod tests {
             "case x",
             "eval git push",
             "for x",
+            "echo {",
+            "echo }",
+            "echo '{'",
+            "x \\}",
         ] {
             assert!(CommandRule::parse(text).is_err(), "{text:?} should be refused");
             assert_eq!(words_via_shell_reader(text), None, "{text:?}");

@@ -32,6 +32,13 @@ pub fn serve(config: &Path, check: bool) -> Result<ExitCode> {
                 g.policy_file.display(),
                 g.workspace.display()
             );
+            if let Some(m) = &g.memory {
+                println!("  memory {} (the agent may update it)", m.display());
+            }
+            match g.agent_schedules {
+                Some(n) => println!("  the agent may keep {n} schedule(s)"),
+                None => println!("  the agent may not schedule"),
+            }
         }
         for (name, r) in &cfg.roles {
             println!("role {name}: {} member(s)", r.members.len());

@@ -208,6 +208,15 @@ open(f"{{root}}/index/config.json", "w").write(json.dumps(config))
     assert!(st.success(), "building the test registry failed");
 }
 
+/// A crate `app` in `ws/app` that depends on `clawdemo = "1"`.
+fn write_app(ws: &TempDir) {
+    ws.write(
+        "app/Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nclawdemo = \"1\"\n",
+    );
+    ws.write("app/src/main.rs", "fn main() { println!(\"{}\", clawdemo::VALUE); }\n");
+}
+
 /// The default profile's read-only directories (a `read` list replaces them).
 const SYSTEM_READ: &str = r#""/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc""#;
 
@@ -250,11 +259,7 @@ fn cargo_fetches_a_crate_from_an_https_sparse_registry_through_the_proxy() {
     let reg = Origin::start(o);
     let p = reg.port;
     build_registry(dir.path(), p, false);
-    ws.write(
-        "app/Cargo.toml",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nclawdemo = \"1\"\n",
-    );
-    ws.write("app/src/main.rs", "fn main() { println!(\"{}\", clawdemo::VALUE); }\n");
+    write_app(&ws);
     // crates.io replaced by the fake registry, as a company mirror is; its
     // CA named for cargo (the sandbox's bundle holds only the host's roots
     // and clawcage's).
@@ -305,10 +310,9 @@ fn cargo_uses_a_private_registry_whose_token_only_the_proxy_holds() {
     link_toolchain(tools.path());
     let tc = tools.path().display();
     let ca = TestCa::new();
-    let ca_file = ws.path().with_extension("registry-ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
     let real = format!("cio_real_{}", std::process::id());
     let dir = TempDir::new("egress-cargo-auth-served");
+    let ca_file = dir.write("registry-ca.pem", &ca.pem);
     std::fs::write(dir.path().join("token"), &real).unwrap();
     let mut o = OriginOpts::https("reg", &ca, &["reg.test"]);
     o.root = Some(dir.path().join("srv"));
@@ -316,11 +320,7 @@ fn cargo_uses_a_private_registry_whose_token_only_the_proxy_holds() {
     let reg = Origin::start(o);
     let p = reg.port;
     build_registry(&dir.path().join("srv"), p, true);
-    ws.write(
-        "app/Cargo.toml",
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nclawdemo = \"1\"\n",
-    );
-    ws.write("app/src/main.rs", "fn main() { println!(\"{}\", clawdemo::VALUE); }\n");
+    write_app(&ws);
     ws.write(
         "cargo-home/config.toml",
         &format!(

@@ -36,6 +36,16 @@ fn check_config_accepts_a_good_file_and_names_the_field_of_a_bad_one() {
     let (code, out, err) = clawcage(&d, &["serve", "--config", good.to_str().unwrap(), "--check-config"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("ok: ") && out.contains("group dev: policy"), "{out}");
+    assert!(out.contains("the agent may not schedule"), "{out}");
+    let tools = config(&d, "agent_schedules = 4\n");
+    let (code, out, err) = clawcage(&d, &["serve", "--config", tools.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("the agent may keep 4 schedule(s)"), "{out}");
+    let bad = config(&d, "agent_schedules = 0\n");
+    let (code, _, err) = clawcage(&d, &["serve", "--config", bad.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 125);
+    let want = format!("clawcage: {}:8:19: field `groups.dev.agent_schedules`: 0 is not a number", bad.display());
+    assert!(err.starts_with(&want), "{err}");
 
     let bad = config(&d, "modle = \"x\"\n");
     let (code, _, err) = clawcage(&d, &["serve", "--config", bad.to_str().unwrap(), "--check-config"]);

@@ -7,6 +7,7 @@
 
 mod agent_common;
 mod common;
+mod egress_support;
 
 use clawcage_agent::testing::*;
 use serde_json::{json, Value};
@@ -27,11 +28,11 @@ struct Serve {
 
 impl Serve {
     fn new(tag: &str, concurrency: u32) -> Serve {
-        Serve::with(tag, concurrency, "")
+        Serve::with(tag, concurrency, "", "")
     }
 
-    /// `group_extra`: more lines of `[groups.dev]`.
-    fn with(tag: &str, concurrency: u32, group_extra: &str) -> Serve {
+    /// A config with `group` added to `[groups.dev]` and `extra` at the end.
+    fn with(tag: &str, concurrency: u32, group: &str, extra: &str) -> Serve {
         let root = PathBuf::from(format!("/tmp/clawcage-serve-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let (ws, state) = (root.join("ws"), root.join("state"));
@@ -43,7 +44,8 @@ impl Serve {
             &config,
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\nconcurrency = {concurrency}\n\n\
-                 [groups.dev]\npolicy = \"policy.toml\"\nworkspace = \"ws\"\nmodel = \"anthropic:claude-sonnet-4-5\"\n{group_extra}"
+                 [groups.dev]\npolicy = \"policy.toml\"\nworkspace = \"ws\"\nmodel = \"anthropic:claude-sonnet-4-5\"\n\
+                 {group}\n{extra}"
             ),
         )
         .unwrap();
@@ -233,7 +235,7 @@ fn a_task_runs_in_its_sandbox_and_its_changes_are_reviewed_over_the_api() {
 
 #[test]
 fn a_served_group_offers_its_approved_skills_and_its_mcp_servers_tools() {
-    let s = Serve::with("skills", 1, "skills = \"skills\"\nmcp = \"mcp.toml\"\n");
+    let s = Serve::with("skills", 1, "skills = \"skills\"\nmcp = \"mcp.toml\"\n", "");
     std::fs::write(s.ws.join("server.py"), agent_common::MCP_SERVER).unwrap();
     std::fs::write(s.ws.join("notes.txt"), "group notes\n").unwrap();
     std::fs::write(s.root.join("mcp.toml"), "[mcp.files]\ncommand = [\"python3\", \"-u\", \"server.py\"]\n").unwrap();
@@ -399,4 +401,349 @@ fn load_200_tasks_with_a_kill_9_and_a_restart_lose_nothing_and_run_nothing_twice
         .output()
         .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+/// A fake Slack Web API on 127.0.0.1: answers every request `{"ok": true}`
+/// and keeps the JSON bodies (chat.postMessage calls) it was sent.
+fn fake_slack_web_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let posted: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = std::sync::Arc::default();
+    let p = std::sync::Arc::clone(&posted);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_ok() {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    p.lock().unwrap().push(v);
+                }
+            }
+            let answer = r#"{"ok":true,"ts":"2.0"}"#;
+            let mut w = conn;
+            let _ = write!(
+                w,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, posted)
+}
+
+/// POST a Slack event to the server, signed with `secret` (v0), with extra headers.
+fn slack_event(url: &str, secret: &str, event: &Value, headers: &[&str]) -> u16 {
+    use hmac::{Hmac, Mac};
+    let body = event.to_string();
+    let ts = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let sig = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json"])
+        .args(["-H", &format!("X-Slack-Request-Timestamp: {ts}"), "-H", &format!("X-Slack-Signature: {sig}")]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg("--data-binary").arg(&body).arg(format!("{url}/channels/slack/events")).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+fn slack_message(event_id: &str, text: &str, ts: &str) -> Value {
+    json!({"type": "event_callback", "team_id": "T1", "event_id": event_id, "event_time": 0,
+           "event": {"type": "message", "user": "U1", "text": text, "channel": "C1", "ts": ts}})
+}
+
+#[test]
+fn a_slack_event_retried_after_a_kill_9_and_restart_runs_once() {
+    const SECRET: &str = "slack-signing-secret-e2e";
+    let (api, posted) = fake_slack_web_api();
+    let extra = format!(
+        "[roles.dev]\nmembers = [\"slack:U1\"]\nstart = [\"dev\"]\n\n\
+         [channels.slack]\nbot_token = \"file:bot\"\nsigning_secret = \"file:secret\"\ngroup = \"dev\"\napi_base = \"{api}\"\n"
+    );
+    let s = Serve::with("slack", 2, "", &extra);
+    std::fs::write(s.root.join("bot"), "xoxb-e2e").unwrap();
+    std::fs::write(s.root.join("secret"), SECRET).unwrap();
+    let model = FakeServer::start_with(FakeWire::Anthropic, vec![], Some(steps(vec![text("done")]))).unwrap();
+    let in_thread =
+        |ts: &str| -> Vec<Value> { posted.lock().unwrap().iter().filter(|m| m["thread_ts"] == ts).cloned().collect() };
+
+    let serve = s.spawn(&model);
+    let ev = slack_message("EvK1", "tidy the logs", "1700000001.000100");
+    assert_eq!(slack_event(&s.url, SECRET, &ev, &[]), 200);
+    wait_until("the answer", Duration::from_secs(60), || {
+        in_thread("1700000001.000100").iter().any(|m| m["text"] == "done").then_some(())
+    });
+    // A crash, not a shutdown: nothing gets to be tidied up.
+    let mut child = serve.take();
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let serve = s.spawn(&model);
+    for n in ["1", "2"] {
+        let code = slack_event(
+            &s.url,
+            SECRET,
+            &ev,
+            &[&format!("X-Slack-Retry-Num: {n}"), "X-Slack-Retry-Reason: http_timeout"],
+        );
+        assert_eq!(code, 200, "a retry must be acknowledged, or Slack retries again");
+    }
+    let fresh = slack_message("EvK2", "and the docs", "1700000002.000100");
+    assert_eq!(slack_event(&s.url, SECRET, &fresh, &[]), 200);
+    wait_until("the second answer", Duration::from_secs(60), || {
+        in_thread("1700000002.000100").iter().any(|m| m["text"] == "done").then_some(())
+    });
+    assert_eq!(terminate(serve), 0);
+    assert_eq!(
+        in_thread("1700000001.000100").len(),
+        2,
+        "the retried event was answered again: {:?}",
+        posted.lock().unwrap()
+    );
+    assert_eq!(model.requests().len(), 2, "a retried event ran a second task");
+    let queued = audit(&s.state).iter().filter(|r| r["kind"] == "task_queued").count();
+    assert_eq!(queued, 2);
+}
+
+fn tool_names(r: &Recorded) -> Vec<String> {
+    r.body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn an_agent_schedules_through_its_tool_when_its_group_allows_it() {
+    let s = Serve::with("sched-tool", 2, "agent_schedules = 3\n", "");
+    // The operator's own schedule (through the CLI), which the agent may not remove.
+    let out = Command::new(env!("CARGO_BIN_EXE_clawcage"))
+        .args(["schedule", "add", "--config"])
+        .arg(&s.config)
+        .args(["--group", "dev", "--cron", "0 0 1 1 *", "ops"])
+        .env("CLAWCAGE_HOME", &s.state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let operator = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string();
+    let soon = clawcage_store::time::rfc3339_secs(clawcage_store::time::now_ms() + 2000);
+    let model = FakeServer::start_with(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool(
+                "s1",
+                "schedule",
+                json!({"action": "add", "prompt": "daily report", "cron": "0 9 * * *"}),
+            )]),
+            steps(vec![tool("s2", "schedule", json!({"action": "add", "prompt": "one-shot check", "at": soon}))]),
+            steps(vec![tool("s3", "schedule", json!({"action": "add", "prompt": "spam", "cron": "* * * * * *"}))]),
+            steps(vec![tool("s4", "schedule", json!({"action": "remove", "id": operator}))]),
+            steps(vec![tool("s5", "schedule", json!({"action": "list"}))]),
+            steps(vec![text("scheduled")]),
+        ],
+        Some(steps(vec![text("done")])),
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+
+    let (_, task) = run_task(&s, "set up the reports");
+    assert_eq!(task["task"]["status"], "succeeded", "{task}");
+    let id = task["task"]["id"].as_str().unwrap().to_string();
+    let sent = model.requests();
+    assert!(tool_names(&sent[0]).contains(&"schedule".to_string()), "{:?}", tool_names(&sent[0]));
+    let result = |n: usize| sent[n].body["messages"].as_array().unwrap().last().unwrap().to_string();
+    assert!(result(1).contains("created"), "{}", result(1));
+    assert!(result(2).contains("created"), "{}", result(2));
+    assert!(result(3).contains("more often than once a minute") && result(3).contains("is_error"), "{}", result(3));
+    assert!(result(4).contains("may not remove it"), "{}", result(4));
+    assert!(result(5).contains("2 of at most 3") && result(5).contains("daily report"), "{}", result(5));
+    assert!(!result(5).contains("\\\"ops\\\""), "the operator's schedule was listed to the agent: {}", result(5));
+
+    let all = json_of(&s.url, "/api/schedules");
+    let by_agent: Vec<&Value> = all.as_array().unwrap().iter().filter(|x| x["by"] == "agent").collect();
+    assert_eq!(by_agent.len(), 2, "{all}");
+    assert!(by_agent.iter().all(|x| x["group"] == "dev"));
+    assert_eq!(all.as_array().unwrap().len(), 3, "the operator's schedule was removed: {all}");
+    // The one-shot fires: a task of the group with its prompt runs.
+    wait_until("the one-shot's task", Duration::from_secs(60), || {
+        let tasks = json_of(&s.url, "/api/tasks?status=succeeded&limit=100");
+        tasks.as_array().unwrap().iter().any(|t| t["title"] == "one-shot check").then_some(())
+    });
+    assert_eq!(terminate(serve), 0);
+    let records = audit(&s.state);
+    let created: Vec<&Value> =
+        records.iter().filter(|r| r["kind"] == "schedule_created" && r["task"] == id.as_str()).collect();
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert!(created.iter().all(|r| r["data"]["by"] == "agent" && r["data"]["group"] == "dev"), "{created:?}");
+}
+
+#[test]
+fn an_agent_of_a_group_without_agent_schedules_cannot_schedule() {
+    let s = Serve::new("sched-none", 2);
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool(
+                "s1",
+                "schedule",
+                json!({"action": "add", "prompt": "every minute", "cron": "* * * * *"}),
+            )]),
+            steps(vec![text("could not")]),
+        ],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let (_, task) = run_task(&s, "schedule yourself");
+    assert_eq!(task["task"]["status"], "succeeded", "{task}");
+    let sent = model.requests();
+    assert!(
+        !tool_names(&sent[0]).contains(&"schedule".to_string()),
+        "the tool was offered: {:?}",
+        tool_names(&sent[0])
+    );
+    let result = sent[1].body["messages"].as_array().unwrap().last().unwrap().to_string();
+    assert!(
+        result.contains("not allowed") && result.contains("agent_schedules") && result.contains("is_error"),
+        "{result}"
+    );
+    assert_eq!(json_of(&s.url, "/api/schedules"), json!([]));
+    assert_eq!(terminate(serve), 0);
+    let records = audit(&s.state);
+    assert!(records.iter().any(|r| r["kind"] == "tool_refused" && r["data"]["tool"] == "schedule"));
+    assert!(!records.iter().any(|r| r["kind"] == "schedule_created"));
+}
+
+#[test]
+fn the_group_memory_is_read_into_the_prompt_and_updated_by_the_agent() {
+    let s = Serve::with("memory", 1, "memory = \"MEMORY.md\"\n", "");
+    let memory = s.root.join("MEMORY.md");
+    std::fs::write(&memory, "the tests need python3\n").unwrap();
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool("m1", "memory", json!({"action": "append", "text": "the build uses make"}))]),
+            steps(vec![tool("m2", "memory", json!({"action": "replace", "text": "x".repeat(70_000)}))]),
+            // The sandbox cannot reach the memory file: it is outside the workspace.
+            steps(vec![tool(
+                "m3",
+                "bash",
+                json!({"command": format!("echo hacked >> {}; echo rc=$?", memory.display())}),
+            )]),
+            steps(vec![text("noted")]),
+            steps(vec![text("I remember")]),
+        ],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let (_, first) = run_task(&s, "learn");
+    assert_eq!(first["task"]["status"], "succeeded", "{first}");
+    let sent = model.requests();
+    assert!(sent[0].body["system"].to_string().contains("the tests need python3"), "{}", sent[0].body["system"]);
+    assert!(tool_names(&sent[0]).contains(&"memory".to_string()));
+    let result = |n: usize| sent[n].body["messages"].as_array().unwrap().last().unwrap().to_string();
+    assert!(result(1).contains("memory updated"), "{}", result(1));
+    assert!(result(2).contains("more than the 65536 allowed") && result(2).contains("is_error"), "{}", result(2));
+    // Whatever the sandbox wrote to that path (its private /tmp), the host's file is the tool's alone.
+    assert!(result(3).contains("rc="), "{}", result(3));
+    let text = std::fs::read_to_string(&memory).unwrap();
+    assert_eq!(text, "the tests need python3\nthe build uses make");
+
+    // A later task of the group sees it.
+    let (_, second) = run_task(&s, "what do you know?");
+    assert_eq!(second["task"]["status"], "succeeded", "{second}");
+    let last = model.requests().last().unwrap().body["system"].to_string();
+    assert!(last.contains("the build uses make"), "{last}");
+    assert_eq!(terminate(serve), 0);
+    let records = audit(&s.state);
+    let updates: Vec<&Value> = records.iter().filter(|r| r["kind"] == "memory_updated").collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0]["data"]["sha256"], clawcage_store::sha256_hex(text.as_bytes()));
+    assert_eq!(updates[0]["task"], first["task"]["id"]);
+}
+
+#[test]
+fn a_served_group_reaches_its_allowed_hosts_through_the_egress_proxy_and_no_others() {
+    let web = egress_support::Origin::start(egress_support::OriginOpts::http("web"));
+    let s = Serve::new("egress", 1);
+    let policy = format!(
+        "extends = \"default\"\n[network]\nallow = [\"web.test:{p}\"]\nallow_ips = [\"127.0.0.1\"]\n\
+         [network.hosts]\n\"web.test\" = \"127.0.0.1\"\n\"other.test\" = \"127.0.0.1\"\n",
+        p = web.port
+    );
+    std::fs::write(s.root.join("policy.toml"), policy).unwrap();
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![
+            steps(vec![tool("n1", "fetch_url", json!({"url": format!("http://web.test:{}/served", web.port)}))]),
+            steps(vec![tool(
+                "n2",
+                "bash",
+                json!({"command": format!("curl -sS -w ' %{{http_code}}' http://other.test:{}/x", web.port)}),
+            )]),
+            steps(vec![text("fetched")]),
+        ],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let (_, task) = run_task(&s, "fetch");
+    assert_eq!(task["task"]["status"], "succeeded", "{task}");
+    let sent = model.requests();
+    let result = |n: usize| sent[n].body["messages"].as_array().unwrap().last().unwrap().to_string();
+    assert!(result(1).contains("origin=web path=/served"), "{}", result(1));
+    assert!(result(2).contains("403") && result(2).contains("other.test"), "{}", result(2));
+    assert_eq!(web.requests().len(), 1, "an unlisted host reached the origin");
+    assert_eq!(terminate(serve), 0);
+    let log = std::fs::read_to_string(s.state.join("audit.jsonl")).unwrap();
+    assert!(log.contains("\"host\":\"other.test\"") && log.contains("\"decision\":\"deny\""), "{log}");
+}
+
+#[test]
+fn sigterm_stops_a_running_tasks_sandbox_and_records_it_cancelled() {
+    let s = Serve::new("sigterm", 1);
+    let model = FakeServer::start(
+        FakeWire::Anthropic,
+        vec![steps(vec![tool("b1", "bash", json!({"command": "sleep 600"}))]), steps(vec![text("never")])],
+    )
+    .unwrap();
+    let serve = s.spawn(&model);
+    let pid = serve.id();
+    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": "wait"})));
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    let helpers = wait_until("the command to run in its sandbox", Duration::from_secs(60), || {
+        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
+        let running = t["tool_calls"].as_array().is_some_and(|c| c.len() == 1) && !helpers_of(pid).is_empty();
+        running.then(|| helpers_of(pid))
+    });
+    assert_eq!(terminate(serve), 0);
+    for p in &helpers {
+        assert!(!common::alive(*p), "helper {p} outlived the shutdown");
+        // A killed helper's cgroups are removed by its watcher process, just after.
+        wait_until("the killed helper's cgroups to be removed", Duration::from_secs(20), || {
+            common::cgroup_leftovers(*p).is_empty().then_some(())
+        });
+    }
+    let records = audit(&s.state);
+    let of_task: Vec<&str> =
+        records.iter().filter(|r| r["task"] == id.as_str()).map(|r| r["kind"].as_str().unwrap()).collect();
+    assert!(of_task.contains(&"sandbox_stop"), "{of_task:?}");
+    assert_eq!(model.requests().len(), 1, "the model was asked again after the shutdown");
+    // After a restart the task stays cancelled: it is not run again.
+    let serve = s.spawn(&model);
+    let t = json_of(&s.url, &format!("/api/tasks/{id}"));
+    assert_eq!(t["task"]["status"], "cancelled", "{t}");
+    assert_eq!(terminate(serve), 0);
+    assert_eq!(model.requests().len(), 1);
 }

@@ -124,9 +124,9 @@ struct State {
 
 /// A client connection's place under `max_connections`, shared by all
 /// that serve it (the HTTP layer, then its tunnel): freed when the last goes.
-struct Slot(Arc<State>);
+struct Place(Arc<State>);
 
-impl Drop for Slot {
+impl Drop for Place {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
@@ -291,7 +291,7 @@ impl State {
     async fn client(self: Arc<Self>, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
         let n = self.open.fetch_add(1, Ordering::Relaxed) + 1;
-        let slot = Arc::new(Slot(self.clone()));
+        let place = Arc::new(Place(self.clone()));
         // Once the byte budget is spent, a new connection is only read far
         // enough to be told so (every request on it gets 429).
         let budget = (!self.budget.tripped()).then(|| self.budget.clone());
@@ -300,7 +300,7 @@ impl State {
         let conn: Arc<Mutex<Option<Upstream>>> = Arc::new(Mutex::new(None));
         let st = self.clone();
         let svc = service_fn(move |req| {
-            let (st, conn, slot) = (st.clone(), conn.clone(), slot.clone());
+            let (st, conn, place) = (st.clone(), conn.clone(), place.clone());
             async move {
                 if over {
                     let max = st.cfg.max_connections.unwrap_or(0);
@@ -311,7 +311,7 @@ impl State {
                     r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
                     return Ok::<_, Infallible>(r);
                 }
-                Ok(st.handle(req, conn, slot).await)
+                Ok(st.handle(req, conn, place).await)
             }
         });
         let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).with_upgrades().await;
@@ -325,7 +325,7 @@ impl State {
         self: Arc<Self>,
         req: Request<Incoming>,
         conn: Arc<Mutex<Option<Upstream>>>,
-        slot: Arc<Slot>,
+        place: Arc<Place>,
     ) -> Response<Body> {
         if self.budget.tripped() {
             let max = self.cfg.max_bytes.unwrap_or(0);
@@ -333,7 +333,7 @@ impl State {
             return self.deny(String::new(), 0, "max_bytes reached".into(), StatusCode::TOO_MANY_REQUESTS, body).await;
         }
         if req.method() == Method::CONNECT {
-            return self.connect(req, slot).await;
+            return self.connect(req, place).await;
         }
         match req.uri().scheme_str() {
             Some("http") => self.plain(req, conn).await,
@@ -359,8 +359,8 @@ impl State {
         }
     }
 
-    /// CONNECT: the tunnel (or terminated TLS) holds `slot` for its whole life.
-    async fn connect(self: Arc<Self>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
+    /// CONNECT: the tunnel (or terminated TLS) holds `place` for its whole life.
+    async fn connect(self: Arc<Self>, req: Request<Incoming>, place: Arc<Place>) -> Response<Body> {
         let raw = req.uri().authority().map(|a| a.as_str().to_string()).unwrap_or_default();
         let t = match self.target(&raw, None).await {
             Ok(t) => t,
@@ -373,7 +373,7 @@ impl State {
         let mitm = matches!(t.host, Host::Name(_)) && self.cfg.secrets.any_bound(&t.host);
         let st = self.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let _place = place;
             let Ok(upgraded) = hyper::upgrade::on(req).await else {
                 st.end(&t, &counters).await;
                 return;

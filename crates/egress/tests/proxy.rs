@@ -100,6 +100,14 @@ fn get(proxy: u16, url: &str, host: &str) -> (u16, String) {
     (code, text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
+/// The allow/deny decisions recorded, in order.
+fn decisions(sink: &MemorySink) -> Vec<Decision> {
+    sink.events()
+        .into_iter()
+        .filter_map(|e| if let Event::Network { decision, .. } = e { Some(decision) } else { None })
+        .collect()
+}
+
 #[test]
 fn a_rebinding_resolver_cannot_move_the_connection_to_a_checked_out_address() {
     let (port, good) = origin("127.0.0.1", 0);
@@ -122,12 +130,7 @@ fn a_rebinding_resolver_cannot_move_the_connection_to_a_checked_out_address() {
     assert_eq!(resolver.0.load(Ordering::SeqCst), 2, "one lookup per decision");
     assert_eq!(good.load(Ordering::SeqCst), 1);
     assert_eq!(evil.load(Ordering::SeqCst), 0, "the rebound address was never connected to");
-    let decisions: Vec<Decision> = sink
-        .events()
-        .into_iter()
-        .filter_map(|e| if let Event::Network { decision, .. } = e { Some(decision) } else { None })
-        .collect();
-    assert_eq!(decisions, [Decision::Allow, Decision::Deny]);
+    assert_eq!(decisions(&sink), [Decision::Allow, Decision::Deny]);
 }
 
 #[test]
@@ -552,12 +555,7 @@ fn a_reconnect_to_a_secret_bound_host_rechecks_the_address_and_refuses_a_rebound
     assert_eq!(resolver.0.load(Ordering::SeqCst), 2, "one lookup per connection");
     assert_eq!(good.load(Ordering::SeqCst), 1);
     assert_eq!(evil.load(Ordering::SeqCst), 0, "the rebound address was never connected to");
-    let decisions: Vec<Decision> = sink
-        .events()
-        .into_iter()
-        .filter_map(|e| if let Event::Network { decision, .. } = e { Some(decision) } else { None })
-        .collect();
-    assert_eq!(decisions, [Decision::Allow, Decision::Deny]);
+    assert_eq!(decisions(&sink), [Decision::Allow, Decision::Deny]);
 }
 
 #[test]

@@ -115,21 +115,20 @@ const NOT_PROGRAMS: &[&str] = &[
 /// `\x` quote; whatever else a shell would act on is an error.
 fn split_words(s: &str) -> Result<Vec<String>, String> {
     const EXPANSION: &str = "it uses shell expansions";
+    const GROUPS: &str = "shell groups and comments are not part of a rule";
     let mut words = Vec::new();
     let mut it = s.chars().peekable();
     while let Some(&first) = it.peek() {
-        if first == ' ' {
-            it.next();
-            continue;
+        match first {
+            ' ' => {
+                it.next();
+                continue;
+            }
+            '#' => return Err(GROUPS.into()),
+            '~' => return Err(EXPANSION.into()),
+            _ => {}
         }
         let mut w = String::new();
-        let rest: String = it.clone().collect();
-        if rest == "{" || rest == "}" || rest.starts_with("{ ") || rest.starts_with("} ") || first == '#' {
-            return Err("shell groups and comments are not part of a rule".into());
-        }
-        if first == '~' {
-            return Err(EXPANSION.into());
-        }
         while let Some(c) = it.next_if(|&c| c != ' ') {
             match c {
                 '\'' => loop {
@@ -169,6 +168,9 @@ fn split_words(s: &str) -> Result<Vec<String>, String> {
                 }
                 c => w.push(c),
             }
+        }
+        if w == "{" || w == "}" {
+            return Err(GROUPS.into());
         }
         words.push(w);
     }

@@ -574,8 +574,14 @@ async fn get_schedule(AxState(state): AxState<Shared>, Path(id): Path<String>) -
 async fn create_schedule(AxState(state): AxState<Shared>, bytes: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let req: schedule::NewScheduleRequest = body(&bytes)?;
     let new = schedule::validate(&state.config, &req, time::now_ms()).map_err(|(f, m)| ApiError::field(f, m))?;
-    let s = state.db.call(move |s| s.create_schedule(&new)).await?;
-    state.audit(None, "schedule_created", json!({"schedule": s.id, "spec": s.spec, "by": "api"})).await?;
+    let audit = Arc::clone(&state.audit);
+    let created =
+        state.db.call(move |s| Ok(schedule::create_audited(s, &audit, new, None, json!({"by": "api"})))).await?;
+    let s = created.map_err(|e| match e {
+        schedule::ScheduleCliError::Store(e) => ApiError::from(ServerError::Store(e)),
+        schedule::ScheduleCliError::Audit(e) => ApiError::from(ServerError::Audit(e)),
+        e => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+    })?;
     Ok((StatusCode::CREATED, Json(schedule::to_json(&s))))
 }
 

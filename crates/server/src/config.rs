@@ -10,9 +10,10 @@
 //! policy = "policies/dev.toml"   # relative paths are relative to this file
 //! workspace = "/srv/dev"
 //! model = "anthropic:claude-sonnet-4-5"
-//! memory = "memory/dev.md"       # the agent reads it and may update it
+//! memory = "memory/dev.md"       # the agent reads it and may update it (`memory` tool); not in the workspace
 //! skills = "skills/dev"         # where its skills are (default: the installed ones); only approved ones are used
 //! mcp = "mcp/dev.toml"           # [mcp.NAME] servers started inside each task's sandbox
+//! agent_schedules = 5            # the agent may keep up to 5 schedules here (`schedule` tool)
 //!
 //! [roles.maintainer]
 //! members = ["telegram:1234", "slack:U0123", "discord:5678"]
@@ -43,6 +44,8 @@ const MAX_FILE_BYTES: u64 = 1024 * 1024;
 const MIN_TOKEN_LEN: usize = 16;
 /// Most tasks that may run at once.
 const MAX_CONCURRENCY: u32 = 256;
+/// Most schedules a group's agent may keep (`agent_schedules`).
+pub const MAX_AGENT_SCHEDULES: u32 = 100;
 /// The chat channels a role member may name.
 pub const CHANNELS: &[&str] = &["telegram", "slack", "discord"];
 
@@ -145,6 +148,10 @@ pub struct Group {
     pub skills: Option<PathBuf>,
     /// MCP servers started inside each task's sandbox (`mcp = "FILE"`).
     pub mcp: BTreeMap<String, clawcage_agent::mcp::ServerConfig>,
+    /// `agent_schedules`: how many schedules the group's agent may keep
+    /// through its `schedule` tool (`None`: the tool is not offered and a
+    /// call to it is refused).
+    pub agent_schedules: Option<u32>,
 }
 
 /// Which groups a permission covers.
@@ -292,6 +299,7 @@ struct RawGroup {
     memory: Option<Spanned<String>>,
     skills: Option<Spanned<String>>,
     mcp: Option<Spanned<String>>,
+    agent_schedules: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -559,6 +567,17 @@ impl Cx<'_> {
                     let msg = format!("{} is not a file in an existing directory", p.display());
                     return Err(self.at(m, &field("memory"), msg));
                 }
+                // The memory tool writes it directly: inside the workspace
+                // that would be a change that skips review.
+                let dir = p.parent().and_then(|d| std::fs::canonicalize(d).ok());
+                if dir.is_some_and(|d| d.starts_with(&workspace)) {
+                    let msg = format!(
+                        "{} is inside the workspace {}: the agent's memory writes would skip review; put it outside",
+                        p.display(),
+                        workspace.display()
+                    );
+                    return Err(self.at(m, &field("memory"), msg));
+                }
                 Some(p)
             }
         };
@@ -572,6 +591,19 @@ impl Cx<'_> {
                 Some(p)
             }
         };
+        let agent_schedules = match &g.agent_schedules {
+            None => None,
+            Some(n) => match u32::try_from(*n.get_ref()) {
+                Ok(v) if (1..=MAX_AGENT_SCHEDULES).contains(&v) => Some(v),
+                _ => {
+                    let msg = format!(
+                        "{} is not a number of schedules from 1 to {MAX_AGENT_SCHEDULES} (leave it out: the agent may not schedule)",
+                        n.get_ref()
+                    );
+                    return Err(self.at(n, &field("agent_schedules"), msg));
+                }
+            },
+        };
         let mcp = match &g.mcp {
             None => BTreeMap::new(),
             Some(m) => {
@@ -579,7 +611,17 @@ impl Cx<'_> {
                 clawcage_agent::mcp::load_config(&p).map_err(|e| self.at(m, &field("mcp"), e))?
             }
         };
-        Ok(Group { name: name.to_string(), policy_file, policy, workspace, model, memory, skills, mcp })
+        Ok(Group {
+            name: name.to_string(),
+            policy_file,
+            policy,
+            workspace,
+            model,
+            memory,
+            skills,
+            mcp,
+            agent_schedules,
+        })
     }
 
     fn role(&self, name: &str, r: &RawRole, groups: &BTreeMap<String, Group>) -> Result<RoleConfig, ConfigError> {

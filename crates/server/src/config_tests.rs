@@ -35,7 +35,7 @@ concurrency = 3
 policy = "dev.toml"
 workspace = "ws"
 model = "anthropic:claude-sonnet-4-5"
-memory = "ws/MEMORY.md"
+memory = "MEMORY.md"
 
 [roles.maintainer]
 members = ["telegram:42", "slack:U1"]
@@ -121,6 +121,7 @@ fn bad_values_name_their_field() {
         ("token = \"0123456789abcdef0123\"", "token = \"short\"", 4, "server.token", "at least 16"),
         ("workspace = \"ws\"", "workspace = \"nope\"", 9, "groups.dev.workspace", "not a directory"),
         ("model = \"anthropic:claude-sonnet-4-5\"", "model = \"claude\"", 10, "groups.dev.model", "provider:name"),
+        ("\"MEMORY.md\"", "\"ws/MEMORY.md\"", 11, "groups.dev.memory", "inside the workspace"),
         ("\"telegram:42\"", "\"irc:42\"", 14, "roles.maintainer.members", "channel:sender-id"),
         ("start = [\"dev\"]", "start = [\"ops\"]", 15, "roles.maintainer.start", "no group \"ops\""),
         ("group = \"dev\"", "group = \"ops\"", 23, "channels.telegram.group", "no group"),
@@ -175,10 +176,27 @@ fn syntax_errors_have_a_line() {
 }
 
 #[test]
+fn agent_schedules_is_a_small_positive_number_or_absent() {
+    let t = Tmp::new("agent-schedules");
+    assert_eq!(parse_in(&t, GOOD).unwrap().groups["dev"].agent_schedules, None);
+    let with =
+        |v: &str| GOOD.replace("memory = \"MEMORY.md\"", &format!("memory = \"MEMORY.md\"\nagent_schedules = {v}"));
+    assert_eq!(parse_in(&t, &with("5")).unwrap().groups["dev"].agent_schedules, Some(5));
+    for bad in ["0", "-1", "101", "99999999999"] {
+        let (line, col, field, msg) = invalid(&t, &with(bad));
+        assert_eq!((line, col, field.as_str()), (12, 19, "groups.dev.agent_schedules"), "{bad}: {msg}");
+        assert!(msg.contains("from 1 to 100"), "{bad}: {msg}");
+    }
+    let (line, _, field, msg) = invalid(&t, &with("true"));
+    assert_eq!((line, field.as_str()), (12, "groups.dev.agent_schedules"), "{msg}");
+    assert!(msg.contains("invalid type"), "{msg}");
+}
+
+#[test]
 fn a_groups_mcp_servers_are_read_and_a_bad_file_names_both_places() {
     let t = Tmp::new("mcp");
     std::fs::write(t.0.join("mcp.toml"), "[mcp.files]\ncommand = [\"python3\", \"s.py\"]\n").unwrap();
-    let text = GOOD.replace("memory = \"ws/MEMORY.md\"", "memory = \"ws/MEMORY.md\"\nmcp = \"mcp.toml\"");
+    let text = GOOD.replace("memory = \"MEMORY.md\"", "memory = \"MEMORY.md\"\nmcp = \"mcp.toml\"");
     let c = parse_in(&t, &text).unwrap();
     assert_eq!(c.groups["dev"].mcp["files"].command, vec!["python3", "s.py"]);
     std::fs::write(t.0.join("mcp.toml"), "[mcp.files]\ncommand = [\"x\"]\nargs = []\n").unwrap();

@@ -10,6 +10,7 @@
 //! - [`api`]: the HTTP API (bearer token), `/metrics`, `/openapi.json`.
 
 pub mod agent_runner;
+pub mod agent_tools;
 pub mod api;
 pub mod channels;
 pub mod config;
@@ -34,6 +35,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch, Notify};
 
+/// How long taken chat events are remembered (to drop retries and replays).
+const CHANNEL_EVENTS_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// A configured server, not yet serving.
 pub struct Server {
     state: Arc<State>,
@@ -50,6 +54,8 @@ impl Server {
     ) -> Result<Server, ServerError> {
         paths.create()?;
         let store = Store::open(&paths.db)?;
+        // Chat services stop retrying within hours: older event ids are not needed.
+        store.forget_channel_events(clawcage_store::time::now_ms() - CHANNEL_EVENTS_KEPT_MS)?;
         let audit = AuditLog::open(&paths, audit_key.clone())?;
         let addr = config.server.listen;
         let listener = tokio::net::TcpListener::bind(addr)

@@ -57,6 +57,11 @@ pub fn validate(config: &Config, req: &NewScheduleRequest, now_ms: i64) -> Resul
     if !config.groups.contains_key(&req.group) {
         return Err(("group", format!("no group {:?} in the config", req.group)));
     }
+    validate_in_group(req, now_ms)
+}
+
+/// Check a request whose group is known to exist; `Err((field, message))`.
+pub fn validate_in_group(req: &NewScheduleRequest, now_ms: i64) -> Result<NewSchedule, (&'static str, String)> {
     if req.prompt.trim().is_empty() || req.prompt.len() > 64 * 1024 {
         return Err(("prompt", "must be 1 to 65536 bytes".into()));
     }
@@ -90,6 +95,7 @@ pub fn to_json(s: &Schedule) -> Value {
         "id": s.id, "group": s.group, "kind": s.kind.as_str(), "spec": s.spec, "prompt": s.title,
         "enabled": s.enabled, "next_due_ms": s.next_due_ms,
         "next_due": s.next_due_ms.map(time::rfc3339_secs), "created_ms": s.created_ms,
+        "by": s.payload.get("by"),
     })
 }
 
@@ -182,8 +188,31 @@ pub fn add_now(
     paths.create()?;
     let store = clawcage_store::Store::open(&paths.db)?;
     let audit = clawcage_store::audit::AuditLog::open(paths, clawcage_store::audit::SigningKey::from_env()?)?;
+    create_audited(&store, &audit, new, None, json!({"by": "cli"}))
+}
+
+/// Create a validated schedule and its `schedule_created` record (`by`:
+/// who, merged into the record; `task`: the task that asked, for the
+/// agent's tool). The API, `clawcage schedule add` and the agent's
+/// `schedule` tool all come through here. If the record cannot be made durable the
+/// schedule is deleted again: none fires without its record.
+pub fn create_audited(
+    store: &clawcage_store::Store,
+    audit: &clawcage_store::audit::AuditLog,
+    mut new: NewSchedule,
+    task: Option<&str>,
+    by: Value,
+) -> Result<Schedule, ScheduleCliError> {
+    new.payload = by.clone();
     let s = store.create_schedule(&new)?;
-    audit.append(None, "schedule_created", json!({"schedule": s.id, "spec": s.spec, "by": "cli"}))?;
+    let mut data = json!({"schedule": s.id, "spec": s.spec, "kind": s.kind.as_str(), "group": s.group});
+    if let (Some(d), Some(b)) = (data.as_object_mut(), by.as_object()) {
+        d.extend(b.clone());
+    }
+    if let Err(e) = audit.append(task, "schedule_created", data) {
+        let _ = store.delete_schedule(&s.id);
+        return Err(e.into());
+    }
     Ok(s)
 }
 

@@ -36,6 +36,7 @@ async fn schedules_are_validated_created_listed_disabled_and_deleted() {
     let id = c["id"].as_str().unwrap();
     assert!(c["next_due_ms"].as_i64().unwrap() > time::now_ms());
     assert!(c["next_due"].as_str().unwrap().ends_with("T09:00:00Z"), "{c}");
+    assert_eq!(c["by"], "api", "{c}");
     let list: Value = client().get(&url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     let r =

@@ -37,8 +37,8 @@ fn message(event_id: &str, user: &str, text: &str, ts: &str, bot: bool) -> Value
     json!({"type": "event_callback", "team_id": "T1", "event_id": event_id, "event_time": 0, "event": ev})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slack_events_are_verified_and_answered_in_their_thread() {
+/// A fake Slack Web API (chat.postMessage with the bot token); what it was sent.
+async fn fake_web_api() -> (String, Arc<Mutex<Vec<Value>>>) {
     let posted: Arc<Mutex<Vec<Value>>> = Arc::default();
     let p = Arc::clone(&posted);
     let app = Router::new().route(
@@ -57,7 +57,12 @@ async fn slack_events_are_verified_and_answered_in_their_thread() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api_base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (api_base, posted)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_events_are_verified_and_answered_in_their_thread() {
+    let (api_base, posted) = fake_web_api().await;
     let t = Tmp::new("slack");
     std::fs::write(t.0.join("bot"), BOT).unwrap();
     std::fs::write(t.0.join("secret"), SECRET).unwrap();
@@ -105,5 +110,53 @@ async fn slack_events_are_verified_and_answered_in_their_thread() {
     assert_eq!(kinds.iter().filter(|k| **k == "channel_ignored").count(), 1, "{kinds:?}");
     assert_eq!(runner.prompts(), ["fix the build"]);
     assert_eq!(posted.lock().unwrap().len(), 2);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_retry_after_a_restart_starts_no_second_task() {
+    let (api_base, posted) = fake_web_api().await;
+    let t = Tmp::new("slack-restart");
+    std::fs::write(t.0.join("bot"), BOT).unwrap();
+    std::fs::write(t.0.join("secret"), SECRET).unwrap();
+    let extra = format!(
+        "[roles.dev]\nmembers = [\"slack:U1\"]\nstart = [\"dev\"]\n\n\
+         [channels.slack]\nbot_token = \"file:bot\"\nsigning_secret = \"file:secret\"\ngroup = \"dev\"\napi_base = \"{api_base}\"\n"
+    );
+    let first = TestRunner::new();
+    let s = start(&t, config(&t, 2, &extra), Arc::new(Shared(Arc::clone(&first)))).await;
+    let now = clawcage_store::time::now_ms() / 1000;
+    let ev = message("EvR1", "U1", "deploy it", "1700000001.000100", false);
+    assert_eq!(signed(&s.url, &ev, now, SECRET).send().await.unwrap().status(), 200);
+    eventually("the first answer", || async {
+        posted.lock().unwrap().iter().any(|m| m["text"] == "answer to deploy it").then_some(())
+    })
+    .await;
+    s.stop().await;
+
+    // Slack did not see our 200 in time and retries, to a restarted server.
+    let second = TestRunner::new();
+    let s = start(&t, config(&t, 2, &extra), Arc::new(Shared(Arc::clone(&second)))).await;
+    let now = clawcage_store::time::now_ms() / 1000;
+    for n in ["1", "2"] {
+        let r = signed(&s.url, &ev, now, SECRET)
+            .header("x-slack-retry-num", n)
+            .header("x-slack-retry-reason", "http_timeout")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "a retry must be acknowledged, or Slack retries again");
+    }
+    // A new event still runs: the retries were dropped, not the channel.
+    let fresh = message("EvR2", "U1", "and the docs", "1700000002.000100", false);
+    assert_eq!(signed(&s.url, &fresh, now, SECRET).send().await.unwrap().status(), 200);
+    eventually("the second answer", || async {
+        posted.lock().unwrap().iter().any(|m| m["text"] == "answer to and the docs").then_some(())
+    })
+    .await;
+    assert_eq!(second.prompts(), ["and the docs"], "a retried event ran again after the restart");
+    assert_eq!(first.prompts(), ["deploy it"]);
+    let acks = posted.lock().unwrap().iter().filter(|m| m["thread_ts"] == "1700000001.000100").count();
+    assert_eq!(acks, 2, "the retried event was answered again");
     s.stop().await;
 }

@@ -24,6 +24,10 @@ struct Fake {
     next_id: Mutex<i64>,
     sent: Mutex<Vec<Value>>,
     polls: Mutex<Vec<Value>>,
+    /// Hand out every update on every poll, whatever the offset (as if no
+    /// confirmation ever reached Telegram): replays and restarts must still
+    /// run each update once.
+    replay: std::sync::atomic::AtomicBool,
 }
 
 impl Fake {
@@ -58,7 +62,9 @@ async fn bot_api(
             for _ in 0..50 {
                 let ready: Vec<Value> = {
                     let mut q = f.updates.lock().unwrap();
-                    q.retain(|u| u["update_id"].as_i64().unwrap() >= offset);
+                    if !f.replay.load(std::sync::atomic::Ordering::SeqCst) {
+                        q.retain(|u| u["update_id"].as_i64().unwrap() >= offset);
+                    }
                     q.iter().cloned().collect()
                 };
                 if !ready.is_empty() {
@@ -182,5 +188,56 @@ async fn telegram_users_start_tasks_and_answer_approvals_by_role() {
     let notices =
         fake.sent_to(800).iter().filter(|m| m["text"].as_str().unwrap().starts_with("approval needed")).count();
     assert_eq!(notices, 1, "an approval was announced more than once");
+    s.stop().await;
+}
+
+async fn fake_bot_api(fake: &Arc<Fake>) -> String {
+    let app = Router::new().route("/{bot}/{method}", post(bot_api)).with_state(Arc::clone(fake));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    api_base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_updates_run_once_across_replays_and_a_restart() {
+    let fake = Arc::new(Fake::default());
+    fake.replay.store(true, std::sync::atomic::Ordering::SeqCst);
+    let api_base = fake_bot_api(&fake).await;
+    let t = Tmp::new("telegram-restart");
+    std::fs::write(t.0.join("tg-token"), format!("{BOT_TOKEN}\n")).unwrap();
+    let extra = format!(
+        "[roles.dev]\nmembers = [\"telegram:42\"]\nstart = [\"dev\"]\n\n\
+         [channels.telegram]\ntoken = \"file:tg-token\"\ngroup = \"dev\"\napi_base = \"{api_base}\"\n"
+    );
+
+    let first = TestRunner::new();
+    let s = start(&t, config(&t, 2, &extra), Arc::new(Shared(Arc::clone(&first)))).await;
+    let m1 = fake.message(42, 500, "first message");
+    eventually("the first answer", || async { (fake.sent_to(500).len() >= 2).then_some(()) }).await;
+    // The same update comes back on later polls: it is not run again.
+    let polls = fake.polls.lock().unwrap().len();
+    eventually("more polls", || async { (fake.polls.lock().unwrap().len() >= polls + 3).then_some(()) }).await;
+    assert_eq!(first.prompts(), ["first message"]);
+    s.stop().await;
+
+    // A restart: a new server on the same state directory.
+    let polls_before = fake.polls.lock().unwrap().len();
+    let second = TestRunner::new();
+    let s = start(&t, config(&t, 2, &extra), Arc::new(Shared(Arc::clone(&second)))).await;
+    eventually("a poll of the new server", || async { fake.polls.lock().unwrap().get(polls_before).cloned() }).await;
+    // It asks from where the old one stopped, not from the start.
+    assert_eq!(fake.polls.lock().unwrap()[polls_before]["offset"], 1000 + m1 + 1);
+    fake.message(42, 500, "second message");
+    eventually("the second answer", || async {
+        fake.sent_to(500).iter().any(|m| m["text"] == "answer to second message").then_some(())
+    })
+    .await;
+    let polls = fake.polls.lock().unwrap().len();
+    eventually("more polls", || async { (fake.polls.lock().unwrap().len() >= polls + 3).then_some(()) }).await;
+    assert_eq!(second.prompts(), ["second message"], "the restart replayed an old update");
+    let answers: Vec<Value> =
+        fake.sent_to(500).into_iter().filter(|m| m["text"] == "answer to first message").collect();
+    assert_eq!(answers.len(), 1, "an update ran twice: {answers:?}");
     s.stop().await;
 }

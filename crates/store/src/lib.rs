@@ -16,6 +16,7 @@
 //! one is cheap), or put it behind a mutex.
 
 pub mod audit;
+mod channels;
 mod error;
 pub mod paths;
 mod schema;

@@ -170,5 +170,26 @@ CREATE TABLE skills (
 ) STRICT;
 ";
 
+/// Migration 6: chat channel state that survives a restart (see
+/// `channels.rs`): one value per channel and key (Telegram's update offset)
+/// and the event ids a channel has taken (Telegram updates, Slack events),
+/// so a replayed or retried event never starts a second task.
+const V6: &str = "
+CREATE TABLE channel_state (
+    channel    TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (channel, key)
+) STRICT;
+CREATE TABLE channel_events (
+    channel  TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    seen_ms  INTEGER NOT NULL,
+    PRIMARY KEY (channel, event_id)
+) STRICT;
+CREATE INDEX channel_events_by_age ON channel_events (seen_ms);
+";
+
 /// Every migration, in order; `user_version` = how many are applied.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];

@@ -251,3 +251,24 @@ fn tasks_are_created_queued_finished_and_cancelled_atomically() {
     let counts = s.count_tasks_by_status().unwrap();
     assert_eq!(counts, [("cancelled".to_string(), 1), ("succeeded".to_string(), 1)]);
 }
+
+#[test]
+fn channel_state_and_taken_events_survive_reopening_the_store() {
+    let t = Tmp::new("channels");
+    {
+        let s = Store::open(&t.db()).unwrap();
+        assert_eq!(s.channel_value("telegram", "offset").unwrap(), None);
+        s.set_channel_value("telegram", "offset", "1001").unwrap();
+        s.set_channel_value("telegram", "offset", "1002").unwrap();
+        assert!(s.take_channel_event("slack", "Ev01").unwrap());
+        assert!(!s.take_channel_event("slack", "Ev01").unwrap(), "an event was taken twice");
+        assert!(s.take_channel_event("telegram", "Ev01").unwrap(), "channels share event ids");
+    }
+    // A restart: a new connection sees what the old one committed.
+    let s = Store::open(&t.db()).unwrap();
+    assert_eq!(s.channel_value("telegram", "offset").unwrap().as_deref(), Some("1002"));
+    assert_eq!(s.channel_value("slack", "offset").unwrap(), None);
+    assert!(!s.take_channel_event("slack", "Ev01").unwrap(), "a restart forgot a taken event");
+    assert_eq!(s.forget_channel_events(time::now_ms() + 1).unwrap(), 2);
+    assert!(s.take_channel_event("slack", "Ev01").unwrap());
+}

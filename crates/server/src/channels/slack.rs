@@ -3,7 +3,9 @@
 //! HMAC-SHA256 over `v0:<timestamp>:<body>`, timestamp within five minutes,
 //! compared in constant time — before anything else is read), the
 //! `url_verification` handshake, and `chat.postMessage` answers in the
-//! message's thread. Each thread is a conversation.
+//! message's thread. Each thread is a conversation. Event ids are taken in
+//! the store, so Slack's retries of an event (`X-Slack-Retry-Num`, the same
+//! `event_id`) never start a second task, before or after a restart.
 
 use super::{handle, split_message, Handled, Incoming};
 use crate::config::Slack;
@@ -17,15 +19,12 @@ use axum::{Json, Router};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Requests older or newer than this (seconds) are refused (replays).
 pub const MAX_SKEW_SECS: i64 = 300;
 /// Slack's advice for one message's text.
 const MAX_MESSAGE: usize = 4000;
-/// Event ids remembered to drop Slack's retries of one event.
-const SEEN_EVENTS: usize = 1024;
 
 /// The Events API route.
 pub fn routes() -> Router<Arc<State>> {
@@ -81,11 +80,6 @@ struct Event {
     subtype: Option<String>,
 }
 
-fn seen() -> &'static Mutex<VecDeque<String>> {
-    static SEEN: std::sync::OnceLock<Mutex<VecDeque<String>>> = std::sync::OnceLock::new();
-    SEEN.get_or_init(Mutex::default)
-}
-
 async fn events(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(cfg) = state.config.channels.slack.clone() else {
         return (StatusCode::NOT_FOUND, Json(json!({"error": "the slack channel is not configured"}))).into_response();
@@ -109,14 +103,22 @@ async fn events(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: B
     match env.kind.as_str() {
         "url_verification" => Json(json!({"challenge": env.challenge.unwrap_or_default()})).into_response(),
         "event_callback" => {
-            if let Some(id) = &env.event_id {
-                let mut s = seen().lock().unwrap_or_else(|p| p.into_inner());
-                if s.contains(id) {
-                    return StatusCode::OK.into_response();
-                }
-                s.push_back(id.clone());
-                while s.len() > SEEN_EVENTS {
-                    s.pop_front();
+            if let Some(id) = env.event_id.clone() {
+                // Slack retries (X-Slack-Retry-Num) an event it thinks we
+                // missed, with the same event_id, also across our restarts.
+                let retry = h("x-slack-retry-num").to_string();
+                match state.db.call(move |s| s.take_channel_event("slack", &id)).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(event = ?env.event_id, retry = %retry, "slack: event seen before; dropped");
+                        return StatusCode::OK.into_response();
+                    }
+                    Err(e) => {
+                        // Not recorded: Slack will retry; better than running it twice.
+                        tracing::error!(error = %e, "slack: cannot record the event");
+                        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "store unavailable"})))
+                            .into_response();
+                    }
                 }
             }
             if let Some(ev) = env.event {

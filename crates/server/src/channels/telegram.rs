@@ -1,5 +1,7 @@
 //! Telegram Bot API: `getUpdates` long polling, `sendMessage` with replies
-//! (`reply_parameters`), answers longer than 4096 characters split.
+//! (`reply_parameters`), answers longer than 4096 characters split. The
+//! update offset and the update ids already taken are kept in the store, so
+//! a restart neither replays old updates nor runs one twice.
 
 use super::{handle, split_message, Handled, Incoming};
 use crate::config::Telegram;
@@ -12,6 +14,8 @@ use std::time::Duration;
 
 /// Telegram's limit on one message's text.
 pub const MAX_MESSAGE: usize = 4096;
+/// The store key (channel `telegram`) of the next update to ask for.
+const OFFSET_KEY: &str = "offset";
 /// Seconds a `getUpdates` call waits for news.
 const LONG_POLL_SECS: u64 = 25;
 
@@ -66,7 +70,15 @@ pub async fn run(state: Arc<State>, cfg: Telegram) {
     let replies_to: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
     let poster = tokio::spawn(post_answers(Arc::clone(&state), bot.clone(), Arc::clone(&replies_to)));
     let mut shutdown = state.shutdown.subscribe();
-    let mut offset: Option<i64> = None;
+    // Where the last run stopped: a restart does not see old updates again.
+    let mut offset = match state.db.call(|s| s.channel_value("telegram", OFFSET_KEY)).await {
+        Ok(v) => v.and_then(|v| v.parse::<i64>().ok()),
+        Err(e) => {
+            tracing::error!(error = %e, "telegram: cannot read the stored update offset; the channel stays off");
+            poster.abort();
+            return;
+        }
+    };
     loop {
         let poll = bot.get_updates(offset);
         let updates = tokio::select! {
@@ -85,6 +97,25 @@ pub async fn run(state: Arc<State>, cfg: Telegram) {
         };
         for u in updates {
             offset = Some(u.update_id + 1);
+            // Taken (committed) before it is acted on: at most once, even
+            // when a crash comes before the offset is stored.
+            let id = u.update_id;
+            let fresh = state
+                .db
+                .call(move |s| {
+                    let fresh = s.take_channel_event("telegram", &id.to_string())?;
+                    s.set_channel_value("telegram", OFFSET_KEY, &(id + 1).to_string())?;
+                    Ok(fresh)
+                })
+                .await;
+            match fresh {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, update = id, "telegram: cannot record the update; skipped");
+                    continue;
+                }
+            }
             let Some(m) = u.message else { continue };
             let (Some(from), Some(text)) = (m.from, m.text) else { continue };
             let msg = Incoming {

@@ -130,7 +130,7 @@ async function refreshSchedules() {
       try { await api("DELETE", "/api/schedules/" + encodeURIComponent(s.id)); } catch (e) { showError(e.message); }
       refreshSchedules();
     });
-    return row([s.id, s.group, s.kind, s.spec, s.next_due || "never", s.prompt, rm]);
+    return row([s.id, s.group, s.kind, s.spec, s.next_due || "never", s.prompt, s.by || "", rm]);
   }));
 }
 
