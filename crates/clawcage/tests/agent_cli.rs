@@ -15,19 +15,6 @@ fn write_note() -> Vec<Reply> {
     ]
 }
 
-fn clawcage(fx: &AgentFixture, args: &[&str]) -> Out {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawcage"))
-        .env("CLAWCAGE_HOME", &fx.state)
-        .args(args)
-        .output()
-        .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn changes_direct_writes_through_although_agent_tasks_default_to_review() {
     let fx = AgentFixture::new("chg-direct");
@@ -49,7 +36,7 @@ fn changes_review_holds_changes_although_the_policy_says_direct() {
     assert!(!fx.ws.join("note.txt").exists(), "held, not written");
     let task = fx.only_task();
     assert!(out.stderr.contains(&format!("clawcage diff {}", task.id)), "{}", out.stderr);
-    let diff = clawcage(&fx, &["diff", &task.id]);
+    let diff = fx.clawcage(&["diff", &task.id]);
     assert!(diff.stdout.contains("+from the agent"), "{}", diff.stdout);
     let system = server.requests()[0].body["system"].as_str().unwrap().to_string();
     assert!(system.contains("held for review"), "{system}");

@@ -33,19 +33,6 @@ fn fix_the_test_script() -> Vec<Reply> {
     ]
 }
 
-fn clawcage(fx: &AgentFixture, args: &[&str]) -> Out {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawcage"))
-        .env("CLAWCAGE_HOME", &fx.state)
-        .args(args)
-        .output()
-        .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// `review`: the default for agent tasks (changes held in an overlay until
 /// applied); otherwise the policy says `changes = "direct"`.
 fn fix_the_test(wire: FakeWire, review: bool) {
@@ -61,9 +48,9 @@ fn fix_the_test(wire: FakeWire, review: bool) {
         // The real workspace is untouched until the changes are applied.
         assert!(!fx.ws.join("calc.sh").exists());
         assert!(out.stderr.contains(&format!("clawcage diff {}", task.id)), "{}", out.stderr);
-        let diff = clawcage(&fx, &["diff", &task.id]);
+        let diff = fx.clawcage(&["diff", &task.id]);
         assert!(diff.stdout.contains("+add() { echo $(($1 + $2)); }"), "{}", diff.stdout);
-        clawcage(&fx, &["apply", &task.id]).expect(0);
+        fx.clawcage(&["apply", &task.id]).expect(0);
     }
 
     // The workspace holds the model's work, done through the sandbox.
@@ -136,7 +123,7 @@ fn fix_the_test(wire: FakeWire, review: bool) {
     } else {
         assert_eq!(end, ["sandbox_stop", "task_end"], "{kinds:?}");
     }
-    clawcage(&fx, &["audit", "verify"]).expect(0);
+    fx.clawcage(&["audit", "verify"]).expect(0);
 
     // `clawcage tasks` lists it; `tasks ID` shows its calls.
     let list = fx.tasks(&[]);

@@ -306,13 +306,7 @@ fn tasks_reach_their_provider_through_the_model_config_of_the_state_directory() 
         .unwrap();
     assert!(String::from_utf8_lossy(&check.stdout).contains("model config: 1 provider(s)"), "{check:?}");
     let serve = s.spawn_with(&[("CORP_KEY", "sk-corp-9")]);
-    let (code, body) = curl(&s.url, "POST", "/api/tasks", Some(&json!({"group": "dev", "prompt": "say hi"})));
-    assert_eq!(code, 201, "{body}");
-    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
-    let task = wait_until("the task to end", Duration::from_secs(60), || {
-        let t = json_of(&s.url, &format!("/api/tasks/{id}"));
-        (t["task"]["status"] != "running" && t["task"]["status"] != "queued").then_some(t)
-    });
+    let (_, task) = run_task(&s, "say hi");
     assert_eq!(task["task"]["status"], "succeeded", "{task}");
     assert_eq!(model.requests()[0].header("x-api-key"), Some("sk-corp-9"));
     assert_eq!(terminate(serve), 0);
@@ -326,8 +320,11 @@ fn helpers_of(pid: u32) -> Vec<u32> {
 fn load_200_tasks_with_a_kill_9_and_a_restart_lose_nothing_and_run_nothing_twice() {
     const N: usize = 200;
     let s = Serve::new("load", 4);
-    // Every model call answers at once with text: each task is one call and one sandbox.
-    let model = FakeServer::start_with(FakeWire::Anthropic, vec![], Some(steps(vec![text("done")]))).unwrap();
+    // Every model call answers with text after 100 ms: each task is one call
+    // and one sandbox, and tasks are still running when the kill comes (an
+    // instant answer let all 200 end before "a quarter done" saw a helper).
+    let slow = Reply::Delay(Duration::from_millis(100), Box::new(steps(vec![text("done")])));
+    let model = FakeServer::start_with(FakeWire::Anthropic, vec![], Some(slow)).unwrap();
     let serve = s.spawn(&model);
     let serve_pid = serve.id();
     let fds_before = std::fs::read_dir(format!("/proc/{serve_pid}/fd")).unwrap().count();

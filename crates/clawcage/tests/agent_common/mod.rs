@@ -96,6 +96,17 @@ impl AgentFixture {
         }
     }
 
+    /// `clawcage ARGS...` on this state directory.
+    pub fn clawcage(&self, args: &[&str]) -> Out {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_clawcage")).env("CLAWCAGE_HOME", &self.state).args(args).output().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// `clawcage tasks ARGS...` on this state directory.
     pub fn tasks(&self, args: &[&str]) -> Out {
         let out = Command::new(env!("CARGO_BIN_EXE_clawcage"))
