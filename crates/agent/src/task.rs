@@ -155,37 +155,29 @@ pub fn run(opts: AgentOptions, ui: &mut dyn Ui) -> Result<AgentReport, AgentErro
     }
     let provider = Provider::new(cfg).map_err(|e| AgentError::Input(e.to_string()))?;
 
-    let Planned { mut plan, policy_hash, mut system } = plan_task(&opts.policy, &workspace, &opts.host_home, &opts.env);
-    if let (Some(t), true) = (&resumed, plan.direct_changes) {
+    let mut planned = plan_task(&opts.policy, &workspace, &opts.host_home, &opts.env);
+    if let (Some(t), true) = (&resumed, planned.plan.direct_changes) {
         held_changes_block_direct(&paths, &t.id)?;
     }
     let mcp_config = match &opts.mcp {
         Some(f) => crate::mcp::load_config(f).map_err(AgentError::Input)?,
         None => Default::default(),
     };
-    // The approved skills, verified and copied for this task, mounted
-    // read-only at /skills/NAME; a changed one is refused.
-    let approved = crate::skills::approved(&store).map_err(state("store"))?;
-    let skills = (!approved.is_empty()).then(|| {
-        let host = crate::skills::SkillHost {
-            policy: opts.policy.clone(),
-            policy_name: opts
-                .policy_file
-                .as_ref()
-                .map_or("the built-in default policy".into(), |p| p.display().to_string()),
-            workspace: workspace.clone(),
-            host_home: opts.host_home.clone(),
-            env: opts.env.clone(),
-            helper: opts.helper.clone(),
-            state_dir: paths.dir.clone(),
-            held: !plan.direct_changes,
-        };
-        crate::skills::TaskSkills::prepare(&paths.dir.join("skills"), &approved, &std::env::temp_dir(), host)
-    });
-    if let Some(s) = &skills {
-        system.push_str(&s.prompt_section());
-        plan.mounts.extend(s.mounts());
-    }
+    let host = crate::skills::SkillHost {
+        policy: opts.policy.clone(),
+        policy_name: opts
+            .policy_file
+            .as_ref()
+            .map_or("the built-in default policy".into(), |p| p.display().to_string()),
+        workspace: workspace.clone(),
+        host_home: opts.host_home.clone(),
+        env: opts.env.clone(),
+        helper: opts.helper.clone(),
+        state_dir: paths.dir.clone(),
+        held: !planned.plan.direct_changes,
+    };
+    let skills = planned.add_skills(&store, &paths.dir.join("skills"), host).map_err(state("store"))?;
+    let Planned { plan, policy_hash, system } = planned;
 
     // The task row and the conversation so far.
     let (task, mut turns) = match &resumed {
@@ -329,6 +321,28 @@ pub struct Planned {
     pub policy_hash: String,
     /// The system prompt.
     pub system: String,
+}
+
+impl Planned {
+    /// Adds the approved skills under `root` to the task: each verified and
+    /// copied for it (a changed one is refused), listed in the system prompt
+    /// and mounted read-only at /skills/NAME. `None` when none is approved;
+    /// `host` says how a skill's own commands run.
+    pub fn add_skills(
+        &mut self,
+        store: &Store,
+        root: &Path,
+        host: crate::skills::SkillHost,
+    ) -> Result<Option<crate::skills::TaskSkills>, clawcage_store::StoreError> {
+        let approved = crate::skills::approved(store)?;
+        if approved.is_empty() {
+            return Ok(None);
+        }
+        let skills = crate::skills::TaskSkills::prepare(root, &approved, &std::env::temp_dir(), host);
+        self.system.push_str(&skills.prompt_section());
+        self.plan.mounts.extend(skills.mounts());
+        Ok(Some(skills))
+    }
 }
 
 /// Plan a task of `policy` in `workspace`. The model API key lives on the

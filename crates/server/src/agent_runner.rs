@@ -112,32 +112,23 @@ impl Ctx {
             .map_err(|e| e.to_string())?;
         let provider = Provider::new(cfg).map_err(|e| e.to_string())?;
 
-        let Planned { mut plan, policy_hash, mut system } =
-            task::plan_task(&group.policy, &group.workspace, &self.host_home, &self.env);
+        let mut planned = task::plan_task(&group.policy, &group.workspace, &self.host_home, &self.env);
         if let Some(memory) = &group.memory {
-            system.push_str(&memory_section(memory));
+            planned.system.push_str(&memory_section(memory));
         }
-        // The group's approved skills, verified and copied for this task,
-        // mounted read-only at /skills/NAME; a changed one is refused.
-        let approved = clawcage_agent::skills::approved(&store).map_err(|e| format!("store: {e}"))?;
-        let skills = (!approved.is_empty()).then(|| {
-            let host = clawcage_agent::skills::SkillHost {
-                policy: group.policy.clone(),
-                policy_name: group.policy_file.display().to_string(),
-                workspace: group.workspace.clone(),
-                host_home: self.host_home.clone(),
-                env: self.env.clone(),
-                helper: self.helper.clone(),
-                state_dir: self.paths.dir.clone(),
-                held: !plan.direct_changes,
-            };
-            let root = group.skills.clone().unwrap_or_else(|| self.paths.dir.join("skills"));
-            clawcage_agent::skills::TaskSkills::prepare(&root, &approved, &std::env::temp_dir(), host)
-        });
-        if let Some(s) = &skills {
-            system.push_str(&s.prompt_section());
-            plan.mounts.extend(s.mounts());
-        }
+        let host = clawcage_agent::skills::SkillHost {
+            policy: group.policy.clone(),
+            policy_name: group.policy_file.display().to_string(),
+            workspace: group.workspace.clone(),
+            host_home: self.host_home.clone(),
+            env: self.env.clone(),
+            helper: self.helper.clone(),
+            state_dir: self.paths.dir.clone(),
+            held: !planned.plan.direct_changes,
+        };
+        let root = group.skills.clone().unwrap_or_else(|| self.paths.dir.join("skills"));
+        let skills = planned.add_skills(&store, &root, host).map_err(|e| format!("store: {e}"))?;
+        let Planned { plan, policy_hash, system } = planned;
         store
             .append_message(&task, Role::System, &json!({ "content": [{ "type": "text", "text": system }] }))
             .map_err(|e| format!("store: {e}"))?;
