@@ -250,16 +250,7 @@ impl Session<'_> {
         let status = outcome_text(&c.outcome, timeout);
         let stdout = String::from_utf8_lossy(&c.stdout);
         let stderr = String::from_utf8_lossy(&c.stderr);
-        let mut body = format!("{status}\n");
-        if !stdout.is_empty() {
-            body.push_str(&format!("[stdout]\n{stdout}"));
-        }
-        if !stderr.is_empty() {
-            body.push_str(&format!(
-                "{}[stderr]\n{stderr}",
-                if stdout.ends_with('\n') || stdout.is_empty() { "" } else { "\n" }
-            ));
-        }
+        let body = tools::output_body(&status, &stdout, &stderr);
         let ok = c.outcome == clawcage_sandbox::Outcome::Exited(0);
         Ok(ToolResult {
             content: tools::frame(tool, &status, &body),

@@ -531,16 +531,7 @@ impl Session<'_> {
         };
         Ok(match call {
             Call::Bash { .. } => {
-                let mut body = format!("{status}\n");
-                if !stdout.is_empty() {
-                    body.push_str(&format!("[stdout]\n{stdout}"));
-                }
-                if !stderr.is_empty() {
-                    body.push_str(&format!(
-                        "{}[stderr]\n{stderr}",
-                        if stdout.ends_with('\n') || stdout.is_empty() { "" } else { "\n" }
-                    ));
-                }
+                let body = tools::output_body(&status, &stdout, &stderr);
                 let lines = stdout.lines().count() + stderr.lines().count();
                 r(tools::frame(tool, &status, &body), !ok, format!("{status}, {lines} lines of output"))
             }

@@ -332,6 +332,21 @@ pub fn truncate(s: &str) -> String {
     format!("{head}\n\n[... output truncated: {cut} characters omitted of {chars} ...]\n\n{tail}")
 }
 
+/// A command's result as the model reads it: the status line, then
+/// `[stdout]` and `[stderr]` sections for the streams that have output, the
+/// second on a line of its own.
+pub fn output_body(status: &str, stdout: &str, stderr: &str) -> String {
+    let mut body = format!("{status}\n");
+    if !stdout.is_empty() {
+        body.push_str(&format!("[stdout]\n{stdout}"));
+    }
+    if !stderr.is_empty() {
+        let sep = if stdout.ends_with('\n') || stdout.is_empty() { "" } else { "\n" };
+        body.push_str(&format!("{sep}[stderr]\n{stderr}"));
+    }
+    body
+}
+
 /// The frame around every tool result: the model is told, in the result
 /// itself, that this is data from inside the sandbox and not instructions.
 /// A closing tag inside the data is defused so it cannot end the frame.
