@@ -94,6 +94,9 @@ impl Server {
         let state = self.state;
         let addr = self.listener.local_addr().ok();
         tracing::info!(listen = ?addr, groups = state.config.groups.len(), "serving");
+        // Subscribed before the queue starts: a task resumed at start-up
+        // may finish before the channel's task first runs.
+        let telegram = state.config.channels.telegram.clone().map(|t| (t, state.replies.subscribe()));
         let queue = tokio::spawn(queue::run(Arc::clone(&state)));
         let sched = tokio::spawn(schedule::run(Arc::clone(&state)));
         let mut channels = Vec::new();
@@ -101,8 +104,8 @@ impl Server {
         if c.telegram.is_some() || c.slack.is_some() || c.discord.is_some() {
             channels.push(tokio::spawn(channels::announce_approvals(Arc::clone(&state))));
         }
-        if let Some(t) = state.config.channels.telegram.clone() {
-            channels.push(tokio::spawn(channels::telegram::run(Arc::clone(&state), t)));
+        if let Some((t, answers)) = telegram {
+            channels.push(tokio::spawn(channels::telegram::run(Arc::clone(&state), t, answers)));
         }
         if let Some(d) = state.config.channels.discord.clone() {
             channels.push(tokio::spawn(channels::discord::run(Arc::clone(&state), d)));

@@ -241,3 +241,47 @@ async fn telegram_updates_run_once_across_replays_and_a_restart() {
     assert_eq!(answers.len(), 1, "an update ran twice: {answers:?}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_answers_reply_to_their_message_after_a_restart() {
+    let fake = Arc::new(Fake::default());
+    let api_base = fake_bot_api(&fake).await;
+    let t = Tmp::new("telegram-reply-restart");
+    std::fs::write(t.0.join("tg-token"), format!("{BOT_TOKEN}\n")).unwrap();
+    let extra = format!(
+        "[roles.dev]\nmembers = [\"telegram:42\"]\nstart = [\"dev\"]\n\n\
+         [channels.telegram]\ntoken = \"file:tg-token\"\ngroup = \"dev\"\napi_base = \"{api_base}\"\n"
+    );
+
+    // One task at a time: the first holds the slot, the second waits queued.
+    let first = TestRunner::new();
+    let s = start(&t, config(&t, 1, &extra), Arc::new(Shared(Arc::clone(&first)))).await;
+    fake.message(42, 600, "hold the first");
+    eventually("the first task running", || async { (first.prompts().len() == 1).then_some(()) }).await;
+    let m2 = fake.message(42, 600, "hold the second");
+    eventually("the second task queued", || async {
+        fake.sent_to(600).iter().any(|m| m["reply_parameters"]["message_id"] == m2).then_some(())
+    })
+    .await;
+    assert_eq!(first.prompts(), ["hold the first"], "the second task ran before the restart");
+    s.stop().await;
+
+    // A restart: the new server runs the queued task and answers it as a
+    // reply to the message that asked for it.
+    let second = TestRunner::new();
+    let s = start(&t, config(&t, 1, &extra), Arc::new(Shared(Arc::clone(&second)))).await;
+    eventually("the queued task running", || async { (second.prompts().len() == 1).then_some(()) }).await;
+    assert_eq!(second.prompts(), ["hold the second"]);
+    let task = second.runs.lock().unwrap()[0].0.clone();
+    second.release(1);
+    let answer = eventually("the queued task's answer", || async {
+        fake.sent_to(600).into_iter().find(|m| m["text"] == "answer to hold the second")
+    })
+    .await;
+    assert_eq!(answer["reply_parameters"]["message_id"], m2, "the answer lost its reply: {answer}");
+    // Its last answer posted, the task's stored message id is gone.
+    let key = format!("reply_to:{task}");
+    let left = s.state.db.call(move |st| st.channel_value("telegram", &key)).await.unwrap();
+    assert_eq!(left, None);
+    s.stop().await;
+}

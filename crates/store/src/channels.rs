@@ -1,5 +1,6 @@
 //! State of the chat channels that must survive a restart: a small value
-//! per channel and key (Telegram's `getUpdates` offset), and the events a
+//! per channel and key (Telegram's `getUpdates` offset, the message each
+//! pending task's answer replies to), and the events a
 //! channel has taken (Telegram update ids, Slack `event_id`s), so that an
 //! event seen again — replayed after a restart, or retried by the service —
 //! never starts a second task.
@@ -33,6 +34,19 @@ impl Store {
             )
         })?;
         Ok(())
+    }
+
+    /// Remove the value stored for `channel` under `key` and return it (`None`
+    /// when there was none).
+    pub fn take_channel_value(&self, channel: &str, key: &str) -> Result<Option<String>> {
+        self.write("take channel state", |tx| {
+            tx.query_row(
+                "DELETE FROM channel_state WHERE channel = ?1 AND key = ?2 RETURNING value",
+                params![channel, key],
+                |r| r.get(0),
+            )
+            .optional()
+        })
     }
 
     /// Take event `id` of `channel`: `true` the first time, `false` for

@@ -268,6 +268,10 @@ fn channel_state_and_taken_events_survive_reopening_the_store() {
     let s = Store::open(&t.db()).unwrap();
     assert_eq!(s.channel_value("telegram", "offset").unwrap().as_deref(), Some("1002"));
     assert_eq!(s.channel_value("slack", "offset").unwrap(), None);
+    s.set_channel_value("telegram", "reply_to:t1", "7").unwrap();
+    assert_eq!(s.take_channel_value("telegram", "reply_to:t1").unwrap().as_deref(), Some("7"));
+    assert_eq!(s.take_channel_value("telegram", "reply_to:t1").unwrap(), None, "a taken value stayed");
+    assert_eq!(s.channel_value("telegram", "offset").unwrap().as_deref(), Some("1002"));
     assert!(!s.take_channel_event("slack", "Ev01").unwrap(), "a restart forgot a taken event");
     assert_eq!(s.forget_channel_events(time::now_ms() + 1).unwrap(), 2);
     assert!(s.take_channel_event("slack", "Ev01").unwrap());

@@ -1,21 +1,27 @@
 //! Telegram Bot API: `getUpdates` long polling, `sendMessage` with replies
 //! (`reply_parameters`), answers longer than 4096 characters split. The
 //! update offset and the update ids already taken are kept in the store, so
-//! a restart neither replays old updates nor runs one twice.
+//! a restart neither replays old updates nor runs one twice; so is the
+//! message each pending task answers, so its answer is still a reply after a
+//! restart.
 
 use super::{handle, split_message, Handled, Incoming};
 use crate::config::Telegram;
-use crate::state::State;
+use crate::state::{Reply, State};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// Telegram's limit on one message's text.
 pub const MAX_MESSAGE: usize = 4096;
 /// The store key (channel `telegram`) of the next update to ask for.
 const OFFSET_KEY: &str = "offset";
+/// The store key (channel `telegram`) of the message task `task` answers.
+fn reply_key(task: &str) -> String {
+    format!("reply_to:{task}")
+}
 /// Seconds a `getUpdates` call waits for news.
 const LONG_POLL_SECS: u64 = 25;
 
@@ -56,8 +62,9 @@ struct Chat {
 }
 
 /// Run the Telegram channel until shutdown: poll for messages, answer them,
-/// and post tasks' answers to their chats.
-pub async fn run(state: Arc<State>, cfg: Telegram) {
+/// and post tasks' answers (from `answers`, subscribed to `state.replies`
+/// before the queue starts, so none finished early is missed) to their chats.
+pub async fn run(state: Arc<State>, cfg: Telegram, answers: broadcast::Receiver<Reply>) {
     let http = match reqwest::Client::builder().timeout(Duration::from_secs(LONG_POLL_SECS + 10)).build() {
         Ok(c) => c,
         Err(e) => {
@@ -66,9 +73,7 @@ pub async fn run(state: Arc<State>, cfg: Telegram) {
         }
     };
     let bot = Bot { http, base: format!("{}/bot{}", cfg.api_base, cfg.token.0) };
-    // Which message a task answers, so its answer is posted as a reply.
-    let replies_to: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
-    let poster = tokio::spawn(post_answers(Arc::clone(&state), bot.clone(), Arc::clone(&replies_to)));
+    let poster = tokio::spawn(post_answers(Arc::clone(&state), bot.clone(), answers));
     let mut shutdown = state.shutdown.subscribe();
     // Where the last run stopped: a restart does not see old updates again.
     let mut offset = match state.db.call(|s| s.channel_value("telegram", OFFSET_KEY)).await {
@@ -129,7 +134,12 @@ pub async fn run(state: Arc<State>, cfg: Telegram) {
                 Handled::Ignored => continue,
                 Handled::Answer(a) => a,
                 Handled::Queued { task, text } => {
-                    replies_to.lock().unwrap_or_else(|p| p.into_inner()).insert(task, m.message_id);
+                    // Which message the task answers, kept in the store so
+                    // its answer is a reply even after a restart.
+                    let (key, reply_to) = (reply_key(&task), m.message_id.to_string());
+                    if let Err(e) = state.db.call(move |s| s.set_channel_value("telegram", &key, &reply_to)).await {
+                        tracing::warn!(error = %e, task = %task, "telegram: cannot store the message to reply to");
+                    }
                     text
                 }
             };
@@ -141,12 +151,11 @@ pub async fn run(state: Arc<State>, cfg: Telegram) {
     poster.abort();
 }
 
-async fn post_answers(state: Arc<State>, bot: Bot, replies_to: Arc<Mutex<HashMap<String, i64>>>) {
-    let mut rx = state.replies.subscribe();
+async fn post_answers(state: Arc<State>, bot: Bot, mut rx: broadcast::Receiver<Reply>) {
     loop {
         let r = match rx.recv().await {
             Ok(r) => r,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+            Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(skipped = n, "telegram: answers skipped");
                 continue;
             }
@@ -155,12 +164,19 @@ async fn post_answers(state: Arc<State>, bot: Bot, replies_to: Arc<Mutex<HashMap
         let Some(chat) = r.conversation.strip_prefix("telegram:").and_then(|c| c.parse::<i64>().ok()) else {
             continue;
         };
-        let reply_to = {
-            let mut m = replies_to.lock().unwrap_or_else(|p| p.into_inner());
-            if r.last {
-                m.remove(&r.task)
-            } else {
-                m.get(&r.task).cloned()
+        // The last answer of a task takes (removes) its stored message id.
+        let (key, last) = (reply_key(&r.task), r.last);
+        let stored = state
+            .db
+            .call(
+                move |s| if last { s.take_channel_value("telegram", &key) } else { s.channel_value("telegram", &key) },
+            )
+            .await;
+        let reply_to = match stored {
+            Ok(v) => v.and_then(|v| v.parse::<i64>().ok()),
+            Err(e) => {
+                tracing::warn!(error = %e, task = %r.task, "telegram: cannot read the message to reply to");
+                None
             }
         };
         if let Err(e) = bot.send(chat, &r.text, reply_to).await {
