@@ -248,8 +248,9 @@ fn a_secret_reaches_only_its_bound_host_and_its_placeholder_is_blocked_elsewhere
     let mut web = OriginOpts::http("web");
     web.secret = Some(real.clone());
     let web = Origin::start(web);
-    let ca_file = ws.path().with_extension("origin-ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
+    // Outside the workspace (the sandbox's view), removed with `files`.
+    let files = TempDir::new("egress-files");
+    let ca_file = files.write("origin-ca.pem", &ca.pem);
     let policy = format!(
         "[network]\nallow = [\"api.test:{a}\", \"web.test:{w}\"]\nallow_ips = [\"127.0.0.1\"]\nca = [\"{ca}\"]\n\
          [network.hosts]\n\"api.test\" = \"127.0.0.1\"\n\"web.test\" = \"127.0.0.1\"\n\
@@ -300,8 +301,9 @@ fn a_secret_reaches_only_its_bound_host_and_its_placeholder_is_blocked_elsewhere
 fn the_real_secret_is_absent_from_everything_the_sandbox_can_read() {
     let ws = TempDir::new("egress-absent");
     let real = format!("sk_live_absent_{}", std::process::id());
-    let key_file = ws.path().with_extension("key");
-    std::fs::write(&key_file, format!("{real}-file\n")).unwrap();
+    // Outside the workspace (the sandbox's view), removed with `files`.
+    let files = TempDir::new("egress-files");
+    let key_file = files.write("key", &format!("{real}-file\n"));
     let policy = format!(
         "[network]\nallow = [\"api.test\"]\n\
          [secrets.env-secret]\nfrom = \"env:CLAWCAGE_TEST_ABSENT\"\nhosts = [\"api.test\"]\n\
@@ -354,8 +356,9 @@ fn a_bound_host_that_closes_after_each_response_is_reconnected_through_a_fresh_d
     api.secret = Some(real.clone());
     api.close_each = true;
     let api = Origin::start(api);
-    let ca_file = ws.path().with_extension("origin-ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
+    // Outside the workspace (the sandbox's view), removed with `files`.
+    let files = TempDir::new("egress-files");
+    let ca_file = files.write("origin-ca.pem", &ca.pem);
     let policy = format!(
         "[network]\nallow = [\"api.test:{a}\"]\nallow_ips = [\"127.0.0.1\"]\nca = [\"{ca}\"]\n\
          [network.hosts]\n\"api.test\" = \"127.0.0.1\"\n\
@@ -394,8 +397,9 @@ fn a_placeholder_in_a_request_body_is_replaced_toward_its_host_and_blocked_elsew
     api.secret = Some(real.clone());
     let api = Origin::start(api);
     let web = Origin::start(OriginOpts::http("web"));
-    let ca_file = ws.path().with_extension("origin-ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
+    // Outside the workspace (the sandbox's view), removed with `files`.
+    let files = TempDir::new("egress-files");
+    let ca_file = files.write("origin-ca.pem", &ca.pem);
     let policy = format!(
         "[network]\nallow = [\"api.test:{a}\", \"web.test:{w}\"]\nallow_ips = [\"127.0.0.1\"]\nca = [\"{ca}\"]\n\
          [network.hosts]\n\"api.test\" = \"127.0.0.1\"\n\"web.test\" = \"127.0.0.1\"\n\

@@ -14,6 +14,9 @@
 //! hook), resolution (`[network.hosts]`, then the resolver), the address
 //! check of every address, the audit record, and only then the connect, to
 //! an address that was checked.
+//! A connect or upstream TLS that fails is recorded as a deny. A secret's
+//! use is recorded once the connection it goes over is up and verified,
+//! and before the request carrying it is written ([`State::forward`]).
 
 use crate::body::{BoxError, OnBlock, Scanned, BUFFER_MAX};
 use crate::host::{parse_authority, Host, Target};
@@ -271,8 +274,23 @@ impl State {
                 Err(e) => last = Some(e),
             }
         }
-        let why = last.map(|e| e.to_string()).unwrap_or_default();
-        Err(text(StatusCode::BAD_GATEWAY, format!("clawcage egress: cannot connect to {t}: {why}\n")))
+        let why = format!("cannot connect to {t}: {}", last.map(|e| e.to_string()).unwrap_or_default());
+        self.failed(t, &why).await;
+        Err(text(StatusCode::BAD_GATEWAY, format!("clawcage egress: {why}\n")))
+    }
+
+    /// Record that the upstream side of an allowed connection failed (no
+    /// connection, or TLS that did not verify): nothing was sent on it.
+    async fn failed(&self, t: &Target, why: &str) {
+        let event = Event::Network {
+            sandbox: self.cfg.sandbox.clone(),
+            host: t.host_name(),
+            port: t.port,
+            decision: Decision::Deny,
+            rule: None,
+            reason: why.to_string(),
+        };
+        let _ = self.record(event).await; // refused either way
     }
 
     async fn end(&self, t: &Target, c: &Counters) {
@@ -470,8 +488,10 @@ impl State {
                 let tls = match tokio_rustls::TlsConnector::from(self.cfg.upstream_tls.clone()).connect(sn, io).await {
                     Ok(tls) => tls,
                     Err(e) => {
+                        let why = format!("TLS to {t} failed: {e}");
+                        self.failed(t, &why).await;
                         self.end(t, &counters).await;
-                        return Err(format!("TLS to {t} failed: {e}"));
+                        return Err(why);
                     }
                 };
                 hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map(|(s, c)| {
@@ -558,7 +578,7 @@ impl State {
         slot: &Mutex<Option<Upstream>>,
     ) -> Response<Body> {
         let flag: BlockFlag = Arc::default();
-        let mut upstream_req = match self.prepare(req, t, &flag).await {
+        let (mut upstream_req, mut injected) = match self.prepare(req, t, &flag).await {
             Ok(r) => r,
             Err(r) => return r,
         };
@@ -574,6 +594,14 @@ impl State {
                 Ok(s) => s,
                 Err(r) => return r,
             };
+            // The connection is up (and its TLS verified): the use of the
+            // secrets is recorded now, before the request carrying them is
+            // written, once per request; one that cannot be recorded is not sent.
+            if !injected.is_empty() {
+                if let Err(r) = self.injected(&std::mem::take(&mut injected), t).await {
+                    return r;
+                }
+            }
             let sent = sender.try_send_request(upstream_req).await;
             // A streamed body cut off for a foreign placeholder: whatever the
             // host answered, the client is told why (the record is made by the body).
@@ -604,12 +632,14 @@ impl State {
 
     /// The request as it goes upstream: origin-form target, hop-by-hop
     /// headers dropped, secrets applied — or the response that refuses it.
+    /// The names of the secrets put in come back with it, to be recorded
+    /// once the connection they go over is up ([`State::forward`]).
     async fn prepare(
         self: &Arc<Self>,
         req: Request<Incoming>,
         t: &Target,
         flag: &BlockFlag,
-    ) -> Result<Request<Body>, Response<Body>> {
+    ) -> Result<(Request<Body>, Vec<String>), Response<Body>> {
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
         parts.uri = match path.parse::<Uri>() {
@@ -617,14 +647,14 @@ impl State {
             Err(_) => return Err(text(StatusCode::BAD_REQUEST, "clawcage egress: bad request target\n".into())),
         };
         strip_hop_by_hop(&mut parts.headers);
-        match self.cfg.secrets.apply(&t.host, &mut parts) {
-            Applied::None => {}
+        let mut injected = match self.cfg.secrets.apply(&t.host, &mut parts) {
+            Applied::None => Vec::new(),
             Applied::Blocked(name) => return Err(self.block(&name, t).await),
-            Applied::Injected(names) => self.injected(&names, t).await?,
-        }
+            Applied::Injected(names) => names,
+        };
         let body = match self.cfg.secrets.is_empty() {
             true => body.map_err(Into::into).boxed(),
-            false => self.scan_body(&mut parts, body, t, flag).await?,
+            false => self.scan_body(&mut parts, body, t, flag, &mut injected).await?,
         };
         if !parts.headers.contains_key(HOST) {
             let default = if matches!(t.port, 80 | 443) { t.host.to_string() } else { t.to_string() };
@@ -632,7 +662,7 @@ impl State {
                 parts.headers.insert(HOST, v);
             }
         }
-        Ok(Request::from_parts(parts, body))
+        Ok((Request::from_parts(parts, body), injected))
     }
 
     /// Record that the placeholder of secret `name` was stopped toward `t`; the answer.
@@ -655,13 +685,15 @@ impl State {
         Ok(())
     }
 
-    /// The request body toward `t`, searched for placeholders (see [`crate::body`]).
+    /// The request body toward `t`, searched for placeholders (see
+    /// [`crate::body`]); the secrets put into it are added to `injected`.
     async fn scan_body(
         self: &Arc<Self>,
         parts: &mut http::request::Parts,
         body: Incoming,
         t: &Target,
         flag: &BlockFlag,
+        injected: &mut Vec<String>,
     ) -> Result<Body, Response<Body>> {
         let len = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if body.is_end_stream() || len.is_some_and(|n| n <= BUFFER_MAX) {
@@ -678,7 +710,7 @@ impl State {
                 BodyApplied::Unchanged => Ok(full(whole)),
                 BodyApplied::Blocked(name) => Err(self.block(&name, t).await),
                 BodyApplied::Injected(names, out) => {
-                    self.injected(&names, t).await?;
+                    injected.extend(names);
                     parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
                     Ok(full(Bytes::from(out)))
                 }

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use clawcage_egress::{Config, Lookup, Proxy, ProxyHandle, Resolve, SecretTable, Target, UnlistedHost, Verdict};
-use clawcage_policy::event::Decision;
 use clawcage_policy::event::MemorySink;
+use clawcage_policy::event::{Decision, SecretAction};
 use clawcage_policy::{Event, EventSink, SinkError};
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -609,7 +609,8 @@ fn a_secret_bound_host_whose_certificate_no_trusted_ca_signed_gets_no_request() 
     let rogue = clawcage_egress::tls::Ca::load_or_create(&dir.join("rogue")).unwrap();
     let heads = Arc::new(AtomicUsize::new(0));
     let (port, hits) = tls_origin_counting("127.0.0.1", 0, &rogue, Hangup::Silent, heads.clone());
-    let (proxy, pp, ca, placeholder) = mitm_proxy(&dir, port, None, Arc::new(MemorySink::default()));
+    let sink = Arc::new(MemorySink::default());
+    let (proxy, pp, ca, placeholder) = mitm_proxy(&dir, port, None, sink.clone());
     let mut tls = mitm_client(pp, port, &ca);
     let (code, body) = mitm_get(&mut tls, port, "/", &placeholder);
     assert_eq!(code, 502, "{body}");
@@ -617,4 +618,92 @@ fn a_secret_bound_host_whose_certificate_no_trusted_ca_signed_gets_no_request() 
     proxy.shutdown();
     assert!(hits.load(Ordering::SeqCst) >= 1, "the host was dialled");
     assert_eq!(heads.load(Ordering::SeqCst), 0, "a request (with the secret) reached an unverified host");
+    // The log holds the failure, and no use of the secret (none happened).
+    assert_eq!(secret_uses(&sink), [], "a use of the secret was recorded though none happened");
+    let failures: Vec<String> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Network { decision: Decision::Deny, reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert!(!failures.is_empty(), "the failed connection left no record");
+    assert!(failures.iter().all(|r| r.contains("TLS to api.test") && r.contains("certificate")), "{failures:?}");
+}
+
+/// A memory sink that notes, for each secret use it records, how many
+/// requests the origin had read by then.
+struct Watching {
+    events: MemorySink,
+    heads: Arc<AtomicUsize>,
+    heads_at_use: std::sync::Mutex<Vec<usize>>,
+}
+
+impl EventSink for Watching {
+    fn record(&self, event: &Event) -> Result<(), SinkError> {
+        if matches!(event, Event::Secret { .. }) {
+            self.heads_at_use.lock().unwrap().push(self.heads.load(Ordering::SeqCst));
+        }
+        self.events.record(event)
+    }
+}
+
+fn secret_uses(sink: &MemorySink) -> Vec<(String, SecretAction)> {
+    sink.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Secret { name, action, .. } => Some((name, action)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_secret_use_is_recorded_before_the_origin_sees_the_request() {
+    let dir = scratch("recorded-secret-mitm");
+    let origin_ca = clawcage_egress::tls::Ca::load_or_create(&dir.join("origin")).unwrap();
+    let heads = Arc::new(AtomicUsize::new(0));
+    let (port, _) = tls_origin_counting("127.0.0.1", 0, &origin_ca, Hangup::Silent, heads.clone());
+    let sink =
+        Arc::new(Watching { events: MemorySink::default(), heads: heads.clone(), heads_at_use: Default::default() });
+    let (proxy, pp, ca, placeholder) = mitm_proxy(&dir, port, None, sink.clone());
+    let mut tls = mitm_client(pp, port, &ca);
+    let want = (200, "origin=127.0.0.1 auth=Bearer ghp_real_value".to_string());
+    assert_eq!(mitm_get(&mut tls, port, "/one", &placeholder), want);
+    assert_eq!(mitm_get(&mut tls, port, "/two", &placeholder), want);
+    proxy.shutdown();
+    assert_eq!(
+        secret_uses(&sink.events),
+        [("gh".into(), SecretAction::Injected), ("gh".into(), SecretAction::Injected)]
+    );
+    // Each use was on record while the origin had read only the requests before it.
+    assert_eq!(*sink.heads_at_use.lock().unwrap(), [0, 1]);
+}
+
+#[test]
+fn a_secret_use_that_cannot_be_recorded_is_not_sent() {
+    let dir = scratch("unrecordable-secret-mitm");
+    let origin_ca = clawcage_egress::tls::Ca::load_or_create(&dir.join("origin")).unwrap();
+    let heads = Arc::new(AtomicUsize::new(0));
+    let (port, _) = tls_origin_counting("127.0.0.1", 0, &origin_ca, Hangup::Silent, heads.clone());
+    let (proxy, pp, ca, placeholder) = mitm_proxy(&dir, port, None, Arc::new(SecretsFail(MemorySink::default())));
+    let mut tls = mitm_client(pp, port, &ca);
+    let (code, body) = mitm_get(&mut tls, port, "/", &placeholder);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("secret use could not be recorded"), "{body}");
+    proxy.shutdown();
+    assert_eq!(heads.load(Ordering::SeqCst), 0, "the request with the secret reached the host unrecorded");
+}
+
+/// Records everything but secret uses.
+struct SecretsFail(MemorySink);
+
+impl EventSink for SecretsFail {
+    fn record(&self, event: &Event) -> Result<(), SinkError> {
+        match event {
+            Event::Secret { .. } => Err(SinkError("disk full".into())),
+            e => self.0.record(e),
+        }
+    }
 }
