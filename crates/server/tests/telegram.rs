@@ -199,17 +199,24 @@ async fn fake_bot_api(fake: &Arc<Fake>) -> String {
     api_base
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn telegram_updates_run_once_across_replays_and_a_restart() {
-    let fake = Arc::new(Fake::default());
-    fake.replay.store(true, std::sync::atomic::Ordering::SeqCst);
-    let api_base = fake_bot_api(&fake).await;
-    let t = Tmp::new("telegram-restart");
+/// A state directory and the config lines for a Telegram channel on
+/// `api_base` whose user 42 may start tasks.
+fn member_of_dev(api_base: &str, tag: &str) -> (Tmp, String) {
+    let t = Tmp::new(tag);
     std::fs::write(t.0.join("tg-token"), format!("{BOT_TOKEN}\n")).unwrap();
     let extra = format!(
         "[roles.dev]\nmembers = [\"telegram:42\"]\nstart = [\"dev\"]\n\n\
          [channels.telegram]\ntoken = \"file:tg-token\"\ngroup = \"dev\"\napi_base = \"{api_base}\"\n"
     );
+    (t, extra)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_updates_run_once_across_replays_and_a_restart() {
+    let fake = Arc::new(Fake::default());
+    fake.replay.store(true, std::sync::atomic::Ordering::SeqCst);
+    let api_base = fake_bot_api(&fake).await;
+    let (t, extra) = member_of_dev(&api_base, "telegram-restart");
 
     let first = TestRunner::new();
     let s = start(&t, config(&t, 2, &extra), Arc::new(Shared(Arc::clone(&first)))).await;
@@ -246,12 +253,7 @@ async fn telegram_updates_run_once_across_replays_and_a_restart() {
 async fn telegram_answers_reply_to_their_message_after_a_restart() {
     let fake = Arc::new(Fake::default());
     let api_base = fake_bot_api(&fake).await;
-    let t = Tmp::new("telegram-reply-restart");
-    std::fs::write(t.0.join("tg-token"), format!("{BOT_TOKEN}\n")).unwrap();
-    let extra = format!(
-        "[roles.dev]\nmembers = [\"telegram:42\"]\nstart = [\"dev\"]\n\n\
-         [channels.telegram]\ntoken = \"file:tg-token\"\ngroup = \"dev\"\napi_base = \"{api_base}\"\n"
-    );
+    let (t, extra) = member_of_dev(&api_base, "telegram-reply-restart");
 
     // One task at a time: the first holds the slot, the second waits queued.
     let first = TestRunner::new();
