@@ -95,8 +95,10 @@ impl Server {
         let addr = self.listener.local_addr().ok();
         tracing::info!(listen = ?addr, groups = state.config.groups.len(), "serving");
         // Subscribed before the queue starts: a task resumed at start-up
-        // may finish before the channel's task first runs.
+        // may finish before a channel's task first runs.
         let telegram = state.config.channels.telegram.clone().map(|t| (t, state.replies.subscribe()));
+        let discord = state.config.channels.discord.clone().map(|d| (d, state.replies.subscribe()));
+        let slack = state.config.channels.slack.clone().map(|s| (s, state.replies.subscribe()));
         let queue = tokio::spawn(queue::run(Arc::clone(&state)));
         let sched = tokio::spawn(schedule::run(Arc::clone(&state)));
         let mut channels = Vec::new();
@@ -107,11 +109,11 @@ impl Server {
         if let Some((t, answers)) = telegram {
             channels.push(tokio::spawn(channels::telegram::run(Arc::clone(&state), t, answers)));
         }
-        if let Some(d) = state.config.channels.discord.clone() {
-            channels.push(tokio::spawn(channels::discord::run(Arc::clone(&state), d)));
+        if let Some((d, answers)) = discord {
+            channels.push(tokio::spawn(channels::discord::run(Arc::clone(&state), d, answers)));
         }
-        if let Some(s) = state.config.channels.slack.clone() {
-            channels.push(tokio::spawn(channels::slack::run(Arc::clone(&state), s)));
+        if let Some((s, answers)) = slack {
+            channels.push(tokio::spawn(channels::slack::run(Arc::clone(&state), s, answers)));
         }
         let app = api::router(Arc::clone(&state));
         let mut down = state.shutdown.subscribe();

@@ -6,7 +6,7 @@
 
 use super::{handle, split_message, Handled, Incoming};
 use crate::config::Discord;
-use crate::state::State;
+use crate::state::{Reply, State};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -19,11 +19,13 @@ pub const MAX_MESSAGE: usize = 2000;
 /// GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT.
 pub const INTENTS: u64 = (1 << 9) | (1 << 12) | (1 << 15);
 
-/// Run the Discord channel until shutdown.
-pub async fn run(state: Arc<State>, cfg: Discord) {
+/// Run the Discord channel until shutdown. `answers` is subscribed by the
+/// caller before the queue starts, so the answer of a task resumed at
+/// start-up is not missed.
+pub async fn run(state: Arc<State>, cfg: Discord, answers: tokio::sync::broadcast::Receiver<Reply>) {
     let replies_to: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let rest = Rest { http: reqwest::Client::new(), base: cfg.api_base.clone(), token: cfg.token.0.clone() };
-    let poster = tokio::spawn(post_answers(Arc::clone(&state), rest.clone(), Arc::clone(&replies_to)));
+    let poster = tokio::spawn(post_answers(rest.clone(), Arc::clone(&replies_to), answers));
     let mut shutdown = state.shutdown.subscribe();
     loop {
         let session = session(&state, &cfg, &rest, &replies_to);
@@ -148,8 +150,11 @@ async fn on_message(
     }
 }
 
-async fn post_answers(state: Arc<State>, rest: Rest, replies_to: Arc<Mutex<HashMap<String, String>>>) {
-    let mut rx = state.replies.subscribe();
+async fn post_answers(
+    rest: Rest,
+    replies_to: Arc<Mutex<HashMap<String, String>>>,
+    mut rx: tokio::sync::broadcast::Receiver<Reply>,
+) {
     loop {
         let r = match rx.recv().await {
             Ok(r) => r,

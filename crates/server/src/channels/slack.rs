@@ -9,7 +9,7 @@
 
 use super::{handle, split_message, Handled, Incoming};
 use crate::config::Slack;
-use crate::state::State;
+use crate::state::{Reply, State};
 use axum::body::Bytes;
 use axum::extract::State as AxState;
 use axum::http::{HeaderMap, StatusCode};
@@ -153,9 +153,10 @@ async fn on_event(state: Arc<State>, cfg: Slack, ev: Event) {
     }
 }
 
-/// Post tasks' answers into their threads until shutdown.
-pub async fn run(state: Arc<State>, cfg: Slack) {
-    let mut rx = state.replies.subscribe();
+/// Post tasks' answers into their threads until shutdown. `rx` is
+/// subscribed by the caller before the queue starts, so the answer of a task
+/// resumed at start-up is not missed.
+pub async fn run(state: Arc<State>, cfg: Slack, mut rx: tokio::sync::broadcast::Receiver<Reply>) {
     let mut shutdown = state.shutdown.subscribe();
     loop {
         let r = tokio::select! {
