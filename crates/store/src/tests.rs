@@ -113,6 +113,28 @@ fn closing_the_last_connection_keeps_the_wal_and_its_commits() {
 }
 
 #[test]
+fn the_wal_is_checkpointed_while_it_is_small() {
+    // Each process's first connection reads the whole WAL to rebuild its
+    // index, so a WAL left to grow (SQLite's default: 1000 pages) makes
+    // every short-lived `clawcage run` slower. 400 short-lived connections,
+    // one task each, as 400 runs would be: the WAL never passes a few
+    // checkpoint intervals.
+    let t = Tmp::new("wal-small");
+    let wal = t.db().with_extension("db-wal");
+    let mut largest = 0;
+    for i in 0..400 {
+        let s = Store::open(&t.db()).unwrap();
+        let id = s.create_task(&NewTask::new(TaskKind::Run, format!("run {i}"))).unwrap().id;
+        s.set_task_status(&id, TaskStatus::Succeeded, Some("exit status 0")).unwrap();
+        largest = largest.max(wal.metadata().unwrap().len());
+    }
+    let page = 4096 + 24; // a WAL frame: page + frame header
+    assert!(largest <= 4 * u64::from(WAL_CHECKPOINT_PAGES) * page, "WAL grew to {largest} bytes");
+    let all = TaskFilter { limit: Some(1000), ..TaskFilter::default() };
+    assert_eq!(Store::open(&t.db()).unwrap().list_tasks(&all).unwrap().len(), 400);
+}
+
+#[test]
 fn tasks_round_trip_and_change_status() {
     let t = Tmp::new("tasks");
     let s = Store::open(&t.db()).unwrap();
