@@ -41,8 +41,9 @@ pub fn policy_hash(policy: &Policy) -> String {
 /// four. Every method that appends fails when the record cannot be
 /// written; `run` then refuses.
 pub struct RunRecord {
+    /// Its log's connection to the store also holds the task's rows (one
+    /// database open per run).
     sink: AuditSink,
-    store: Store,
     task: String,
     policy_hash: String,
     /// The tool call of the command, and when it started.
@@ -53,15 +54,21 @@ impl RunRecord {
     /// Open the state directory and create the task, before any sandbox exists.
     pub fn begin(policy: &Policy, workspace: &Path, argv: &[String]) -> Result<RunRecord> {
         let paths = state()?;
-        let log = Arc::new(open_log(&paths).context("audit log")?);
-        let store = Store::open(&paths.db)?;
+        let key = SigningKey::from_env()?;
+        let log = AuditLog::open_sharing(&paths.audit, Store::open(&paths.db)?, key).context("audit log")?;
+        let log = Arc::new(log);
         let policy_hash = policy_hash(policy);
         let mut new = NewTask::new(TaskKind::Run, shell_words(argv));
         new.workspace = Some(workspace.display().to_string());
         new.policy_hash = Some(policy_hash.clone());
         new.status = TaskStatus::Running;
-        let task = store.create_task(&new)?.id;
-        Ok(RunRecord { sink: AuditSink::new(log, Some(task.clone())), store, task, policy_hash, call: None })
+        let task = log.with_store(|s| s.create_task(&new))??.id;
+        Ok(RunRecord { sink: AuditSink::new(log, Some(task.clone())), task, policy_hash, call: None })
+    }
+
+    /// Run `f` on the store (the audit log's connection).
+    fn store<R>(&self, f: impl FnOnce(&Store) -> clawcage_store::Result<R>) -> Result<R> {
+        Ok(self.sink.log().with_store(f)??)
     }
 
     /// A sink for the core's events (the egress proxy's), as records of this task.
@@ -82,8 +89,7 @@ impl RunRecord {
     /// clawcage refused to run the command (an approval was denied): the
     /// task ends failed with `why`; the records are the gate's.
     pub fn refused(&self, why: &str) -> Result<()> {
-        self.store.set_task_status(&self.task, TaskStatus::Failed, Some(why))?;
-        Ok(())
+        self.store(|s| s.set_task_status(&self.task, TaskStatus::Failed, Some(why))).map(drop)
     }
 
     /// Append a product-level record (`kind`, `data`) of this task.
@@ -121,10 +127,8 @@ impl RunRecord {
         let cwd = cwd.display().to_string();
         self.record(Event::Exec { sandbox: self.sandbox(), exec: 1, argv: argv.to_vec(), cwd: cwd.clone() })?;
         let input = json!({ "argv": argv, "cwd": cwd });
-        let call = self.store.start_tool_call(
-            &self.task,
-            &NewToolCall { call_id: None, tool: "exec", input: &input, argv: Some(argv) },
-        )?;
+        let new = NewToolCall { call_id: None, tool: "exec", input: &input, argv: Some(argv) };
+        let call = self.store(|s| s.start_tool_call(&self.task, &new))?;
         self.call = Some((call.seq, Instant::now()));
         Ok(())
     }
@@ -149,11 +153,13 @@ impl RunRecord {
             output_bytes: stdout.saturating_add(stderr),
             error: outcome.reason(),
         };
-        self.store.finish_tool_call(&self.task, seq, &end)?;
         let detail = outcome.reason().unwrap_or_else(|| format!("exit status {status}"));
         let st = if status == 0 { TaskStatus::Succeeded } else { TaskStatus::Failed };
-        self.store.set_task_status(&self.task, st, Some(&detail))?;
-        Ok(())
+        self.store(|s| {
+            s.finish_tool_call(&self.task, seq, &end)?;
+            s.set_task_status(&self.task, st, Some(&detail))
+        })
+        .map(drop)
     }
 
     /// Every process of the sandbox is gone. Durable (with exec_end) on return.
@@ -166,7 +172,7 @@ impl RunRecord {
     pub fn failed(&self, stage: &str, err: anyhow::Error) -> anyhow::Error {
         let why = format!("{err:#}");
         let _ = self.sink.append("run_failed", json!({ "stage": stage, "error": why }));
-        let _ = self.store.set_task_status(&self.task, TaskStatus::Failed, Some(&format!("{stage}: {why}")));
+        let _ = self.store(|s| s.set_task_status(&self.task, TaskStatus::Failed, Some(&format!("{stage}: {why}"))));
         err
     }
 }

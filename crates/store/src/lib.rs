@@ -56,6 +56,7 @@ pub enum Durability {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    durability: Durability,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,9 +107,31 @@ impl Store {
         // WAL_CHECKPOINT_PAGES pages keeps that read small; the checkpoint's
         // two syncs come once per few runs (a run writes ~13 pages).
         conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES).map_err(db("wal_autocheckpoint"))?;
-        let store = Store { conn, path: path.to_path_buf() };
+        let store = Store { conn, path: path.to_path_buf(), durability };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Run `f` with commits made at durability `d` on this connection, then
+    /// go back to the connection's own (one connection can serve both the
+    /// audit head, which must be fsynced, and rows that need not be).
+    pub fn with_durability<R>(&self, d: Durability, f: impl FnOnce(&Store) -> Result<R>) -> Result<R> {
+        if d == self.durability {
+            return f(self);
+        }
+        self.set_synchronous(d)?;
+        let out = f(self);
+        let back = self.set_synchronous(self.durability);
+        let out = out?;
+        back.map(|()| out)
+    }
+
+    fn set_synchronous(&self, d: Durability) -> Result<()> {
+        let sync = match d {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        self.conn.pragma_update(None, "synchronous", sync).map_err(self.db("synchronous"))
     }
 
     /// The database file.

@@ -191,14 +191,24 @@ impl AuditLog {
 
     /// Open the log at `log` with its head in the database at `db`.
     pub fn open_at(log: &Path, db: &Path, key: Option<SigningKey>) -> Result<AuditLog> {
-        let io = |op| {
-            let path = log.to_path_buf();
-            move |source| AuditError::Io { path, op, source }
-        };
+        AuditLog::open_sharing(log, Store::open_with(db, Durability::Full)?, key)
+    }
+
+    /// Open the log at `log` with its head in `store`'s database, and keep
+    /// that connection for the caller's own rows too ([`AuditLog::with_store`]):
+    /// a short-lived process (`clawcage run`) then opens the database once.
+    /// Head commits are fsynced whatever `store`'s durability.
+    pub fn open_sharing(log: &Path, store: Store, key: Option<SigningKey>) -> Result<AuditLog> {
         let name = log_name(log)?;
-        let file = open_log(log).map_err(io("open"))?;
-        let store = Store::open_with(db, Durability::Full)?;
+        let file = open_log(log).map_err(|source| AuditError::Io { path: log.to_path_buf(), op: "open", source })?;
         Ok(AuditLog { path: log.to_path_buf(), name, key, inner: Mutex::new(Inner { file, store, pending: false }) })
+    }
+
+    /// Run `f` on the log's database connection (between appends; never
+    /// while one holds it).
+    pub fn with_store<R>(&self, f: impl FnOnce(&Store) -> R) -> Result<R> {
+        let inner = self.inner.lock().map_err(|_| AuditError::Poisoned)?;
+        Ok(f(&inner.store))
     }
 
     /// The log file.
@@ -287,7 +297,8 @@ impl AuditLog {
     fn confirm(&self, inner: &Inner, seq: u64, hash: &str) -> Result<()> {
         inner.file.sync_data().map_err(self.io("fdatasync"))?;
         let mac = self.key.as_ref().map(|k| (k.sign(&self.name, seq, hash), k.id().to_string()));
-        inner.store.advance_audit_head(&self.name, seq, hash, mac.as_ref().map(|(m, i)| (m.as_str(), i.as_str())))?;
+        let mac = mac.as_ref().map(|(m, i)| (m.as_str(), i.as_str()));
+        inner.store.with_durability(Durability::Full, |s| s.advance_audit_head(&self.name, seq, hash, mac))?;
         Ok(())
     }
 
