@@ -200,7 +200,7 @@ fl = med.get("floor: same shape in C")
 if bw and fl:
     r = fl / bw
     print(f"  (floor, same shape in C: {fl:.3f} / {bw:.3f} ms = {r:.2f}×: the goal is "
-          + ("reachable" if r <= 0.6 else "out of reach for any implementation of this shape") + " here)")
+          + ("not ruled out by the shape" if r <= 0.6 else "out of reach for any implementation of this shape") + " here)")
 e = f("live.exec_median_ms")
 print(f"  exec ≤ 1 ms median   [live sandbox, default profile]: {e:.3f} ms  {ok(e <= 1.0)}")
 for label, v in (("RSS, init+Δbench", rss_init), ("RSS, +watcher", f("live.rss_mib_per_sandbox")),
