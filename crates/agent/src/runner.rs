@@ -7,11 +7,11 @@
 use crate::audit::AuditSink;
 use crate::conversation::{Block, ModelResponse, Speaker, StopReason, Turn};
 use crate::gate::{GateRequest, ToolGate, Verdict};
+use crate::helper::{Client, HelperError};
 use crate::host_tools::HostTools;
 use crate::provider::{price, ModelRequest, Observer, Provider, ProviderError};
 use crate::tools::{self, Call};
 use clawcage_policy::{Event, EventSink};
-use clawcage_sandbox::helper::{Client, HelperError};
 use clawcage_sandbox::{Collected, ExecSpec, Outcome};
 use clawcage_store::{NewToolCall, Role, Store, ToolCallEnd, Usage};
 use serde_json::{json, Value};
@@ -113,7 +113,7 @@ impl SandboxHandle {
     }
 
     /// Start a background command (an MCP server) in the sandbox.
-    pub fn spawn_background(&self, spec: &ExecSpec) -> Result<clawcage_sandbox::helper::Background, HelperError> {
+    pub fn spawn_background(&self, spec: &ExecSpec) -> Result<crate::helper::Background, HelperError> {
         let mut guard = self.client.lock().map_err(|_| HelperError::Gone("client lock poisoned".into()))?;
         match guard.as_mut() {
             Some(c) => c.spawn_background(spec),

@@ -24,9 +24,9 @@
 //!   the run.
 
 use crate::conversation::ToolSpec;
+use crate::helper::{Client, EgressStart};
 use crate::task::HelperCommand;
 use clawcage_policy::{Changes, Context, MountAt, PathSpec, Policy};
-use clawcage_sandbox::helper::{Client, EgressStart};
 use clawcage_sandbox::{Collected, ExecSpec};
 use clawcage_skills::catalog::{Approved, Catalog};
 use clawcage_skills::install::{self, Loaded, Snapshot};

@@ -6,12 +6,12 @@ use crate::audit::AuditSink;
 use crate::config::ModelConfig;
 use crate::conversation::{Block, Turn};
 use crate::gate::ToolGate;
+use crate::helper::Client;
 use crate::host_tools::HostTools;
 use crate::prompt::system_prompt;
 use crate::provider::{Provider, ProviderConfig, RetryPolicy};
 use crate::runner::{self, cancellation, Ending, Limits, SandboxHandle, Session, Ui};
 use clawcage_policy::{Changes, Context, Event, EventSink, Plan, Policy};
-use clawcage_sandbox::helper::Client;
 use clawcage_store::audit::{AuditLog, SigningKey};
 use clawcage_store::{NewTask, Role, StatePaths, Store, TaskKind, TaskStatus};
 use serde_json::json;
@@ -432,7 +432,7 @@ pub fn run_existing(
 
     // The sandbox, in its helper process, started from this thread.
     let args: Vec<&str> = x.helper.args.iter().map(String::as_str).collect();
-    let egress = plan.network.as_ref().map(|_| clawcage_sandbox::helper::EgressStart {
+    let egress = plan.network.as_ref().map(|_| crate::helper::EgressStart {
         policy_toml: x.policy.to_toml(),
         policy_name: x.policy_name.clone(),
         sandbox: task.clone(),

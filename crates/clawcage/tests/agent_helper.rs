@@ -6,8 +6,8 @@
 
 mod common;
 
+use clawcage_agent::helper::{Client, HelperError};
 use clawcage_policy::Context;
-use clawcage_sandbox::helper::{Client, HelperError};
 use clawcage_sandbox::{ExecSpec, Outcome};
 use common::*;
 use std::path::{Path, PathBuf};

@@ -7,9 +7,9 @@
 
 mod common;
 
+use clawcage_agent::helper::Client;
 use clawcage_mcp::{qualified_name, split_qualified, Client as Mcp};
 use clawcage_policy::Context;
-use clawcage_sandbox::helper::Client;
 use clawcage_sandbox::{ExecSpec, Outcome};
 use common::*;
 use serde_json::json;

@@ -10,7 +10,6 @@
 
 pub mod caps;
 pub mod cgroup;
-pub mod helper;
 mod init;
 pub mod landlock;
 pub mod mountplan;

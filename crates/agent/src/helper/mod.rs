@@ -1,14 +1,16 @@
-//! The sandbox helper's server loop (`clawcage __sandbox-helper`): the
-//! process that owns one task's sandbox. The protocol and the client are in
-//! [`clawcage_sandbox::helper`]; this side lives above the core because it
-//! also runs the egress proxy for policies with network.
+//! The sandbox helper (`clawcage __sandbox-helper`): the process that owns
+//! one task's sandbox, and its protocol and client ([`client`]). It lives
+//! above the core because it also runs the egress proxy for policies with
+//! network.
 //!
 //! The helper is single-threaded until the sandbox runs (`Sandbox::start`
 //! forks), and dies with its parent.
 
-use clawcage_sandbox::helper::{EgressStart, HelperReply, HelperRequest, HELPER_FD};
+pub mod client;
+
 use clawcage_sandbox::proto;
 use clawcage_sandbox::{Input, Options, Sandbox, Sink};
+pub use client::{Background, Client, EgressStart, HelperError, HelperReply, HelperRequest, HELPER_FD};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Why the helper could not serve.

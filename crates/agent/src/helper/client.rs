@@ -5,7 +5,7 @@
 //! process (the `clawcage` binary run as `clawcage __sandbox-helper`) that
 //! gets a unix `SOCK_SEQPACKET` socket on fd 3. Over it the client sends
 //! [`HelperRequest::Start`] with the plan; the helper runs
-//! [`crate::Sandbox::start`] and answers [`HelperReply::Ready`]. Each
+//! [`clawcage_sandbox::Sandbox::start`] and answers [`HelperReply::Ready`]. Each
 //! [`HelperRequest::Exec`] carries the command's stdin, stdout and stderr as
 //! three descriptors (`SCM_RIGHTS`); the helper relays them through the
 //! sandbox and answers [`HelperReply::Done`] once it has closed its copies.
@@ -13,12 +13,13 @@
 //! (the client is gone), or dies with its parent (`PR_SET_PDEATHSIG`), and
 //! the sandbox's init dies with the helper: no sandbox outlives its client.
 //!
-//! This module holds the messages and the blocking [`Client`]; the helper's
-//! server loop lives above the core (it also runs the egress proxy).
+//! This module holds the messages and the blocking [`Client`]; the server
+//! loop is [`super::serve`]. Both run on the host, outside any sandbox, so
+//! neither is part of the enforcement core (policy, sandbox, egress).
 
-use crate::proto;
-use crate::{Collected, ExecSpec, Outcome};
 use clawcage_policy::Plan;
+use clawcage_sandbox::proto;
+use clawcage_sandbox::{Collected, ExecSpec, Outcome};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -48,7 +49,7 @@ pub enum HelperRequest {
     },
     /// Run one command. Descriptors: stdin, stdout, stderr.
     Exec(WireExec),
-    /// Start a background command ([`crate::Sandbox::spawn`]) whose stdio
+    /// Start a background command ([`clawcage_sandbox::Sandbox::spawn`]) whose stdio
     /// are the three descriptors sent (not relayed). Replies
     /// [`HelperReply::Spawned`] or [`HelperReply::SpawnFailed`].
     Spawn(WireExec),
@@ -98,7 +99,7 @@ impl WireExec {
         }
     }
 
-    /// The spec the helper hands to [`crate::Sandbox::exec`].
+    /// The spec the helper hands to [`clawcage_sandbox::Sandbox::exec`].
     pub fn to_spec(&self) -> ExecSpec {
         ExecSpec {
             argv: self.argv.clone(),
