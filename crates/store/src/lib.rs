@@ -52,6 +52,16 @@ pub enum Durability {
     Full,
 }
 
+impl Durability {
+    /// Its `PRAGMA synchronous` value.
+    fn synchronous(self) -> &'static str {
+        match self {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        }
+    }
+}
+
 /// A connection to the state database. See the crate docs.
 pub struct Store {
     conn: Connection,
@@ -86,11 +96,7 @@ impl Store {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::NotWal { path: path.to_path_buf(), mode });
         }
-        let sync = match durability {
-            Durability::Normal => "NORMAL",
-            Durability::Full => "FULL",
-        };
-        conn.pragma_update(None, "synchronous", sync).map_err(db("synchronous"))?;
+        conn.pragma_update(None, "synchronous", durability.synchronous()).map_err(db("synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db("foreign_keys"))?;
         // The last connection to close would checkpoint the WAL into the
         // database (two fsyncs) and delete it, so that the next process
@@ -127,11 +133,7 @@ impl Store {
     }
 
     fn set_synchronous(&self, d: Durability) -> Result<()> {
-        let sync = match d {
-            Durability::Normal => "NORMAL",
-            Durability::Full => "FULL",
-        };
-        self.conn.pragma_update(None, "synchronous", sync).map_err(self.db("synchronous"))
+        self.conn.pragma_update(None, "synchronous", d.synchronous()).map_err(self.db("synchronous"))
     }
 
     /// The database file.
@@ -207,13 +209,13 @@ impl Store {
     }
 }
 
+/// Pages in the WAL after which a commit checkpoints it (see [`Store::open_with`]).
+const WAL_CHECKPOINT_PAGES: u32 = 64;
+
 /// Switch to write-ahead logging (a no-op when the file already is); returns
 /// the journal mode SQLite reports. While another process does the same to a
 /// new file, SQLite answers "database is locked" at once, without calling
 /// its busy handler: retry within [`BUSY_TIMEOUT`].
-/// Pages in the WAL after which a commit checkpoints it (see [`Store::open_with`]).
-const WAL_CHECKPOINT_PAGES: u32 = 64;
-
 fn set_wal(conn: &Connection) -> rusqlite::Result<String> {
     let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
     loop {
