@@ -368,7 +368,7 @@ fn compile(entries: &[Entry], arch: &Arch) -> Result<Vec<Insn>, SeccompError> {
     }
     // (index in the tree, ret slot) of each jump to a shared `ret`, patched below.
     let mut patches = Vec::new();
-    let tree = search(&groups, &rets, &mut patches)?;
+    let tree = search(&groups, &rets, 0, &mut patches)?;
     let base = prog.len();
     let rets_at = base + tree.len();
     prog.extend(tree);
@@ -388,24 +388,24 @@ fn compile(entries: &[Entry], arch: &Arch) -> Result<Vec<Insn>, SeccompError> {
 /// Groups per leaf of the search tree.
 const LEAF: usize = 4;
 
-/// The search tree over `groups` (sorted by number), `nr` loaded: inner
-/// nodes `jge mid ? right : left`; a leaf compares its numbers one by one,
-/// each hit running its argument checks or jumping to its shared `ret`
-/// (recorded in `patches` as (index, slot in `rets`)), and ends in `ret ALLOW`.
-fn search(groups: &[Group<'_>], rets: &[Action], patches: &mut Vec<(usize, usize)>) -> Result<Vec<Insn>, SeccompError> {
+/// The search tree over `groups` (sorted by number), `nr` loaded, to be
+/// placed at index `at` of the tree: inner nodes `jge mid ? right : left`; a
+/// leaf compares its numbers one by one, each hit running its argument
+/// checks or jumping to its shared `ret` (recorded in `patches` as (index in
+/// the tree, slot in `rets`)), and ends in `ret ALLOW`.
+fn search(
+    groups: &[Group<'_>],
+    rets: &[Action],
+    at: usize,
+    patches: &mut Vec<(usize, usize)>,
+) -> Result<Vec<Insn>, SeccompError> {
     let mut out = Vec::new();
     if groups.len() > LEAF {
         let (left, right) = groups.split_at(groups.len() / 2);
-        let mut sub = Vec::new();
-        let l = search(left, rets, &mut sub)?;
+        let l = search(left, rets, at + 1, patches)?;
         out.push(jump(JGE, right[0].nr, short(l.len())?, 0));
-        patches.extend(sub.into_iter().map(|(i, slot)| (i + 1, slot)));
         out.extend(l);
-        let mut sub = Vec::new();
-        let r = search(right, rets, &mut sub)?;
-        let at = out.len();
-        patches.extend(sub.into_iter().map(|(i, slot)| (i + at, slot)));
-        out.extend(r);
+        out.extend(search(right, rets, at + out.len(), patches)?);
         return Ok(out);
     }
     for g in groups {
@@ -413,7 +413,7 @@ fn search(groups: &[Group<'_>], rets: &[Action], patches: &mut Vec<(usize, usize
             let action =
                 g.always.map(|e| e.action).ok_or_else(|| SeccompError::BadTable(format!("nr {}: no rule", g.nr)))?;
             let slot = rets.iter().position(|&a| a == action).unwrap_or(0);
-            patches.push((out.len(), slot));
+            patches.push((at + out.len(), slot));
             out.push(jump(JEQ, g.nr, 0, 0)); // jt patched to the shared ret
             continue;
         }
